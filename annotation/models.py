@@ -1,0 +1,94 @@
+"""Listeners, the triplets they are asked about, assignments and the judgments they give."""
+
+from django.conf import settings
+from django.db import models
+
+from embeddings.models import Snippet, Split
+
+SLOTS = "abc"  # a triplet's canonical slots; listeners see them in a per-assignment order
+
+
+class Listener(models.Model):
+    """A pseudonymous listener. `token` is the secret in the cookie or API header;
+    `pseudonym` is the public name used in exports."""
+
+    token = models.CharField(max_length=64, unique=True)
+    pseudonym = models.CharField(max_length=16, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    consented_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.pseudonym
+
+
+class Triplet(models.Model):
+    class Kind(models.TextChoices):
+        RANDOM = "random"
+        GOLD = "gold"
+
+    snippet_a = models.ForeignKey(Snippet, on_delete=models.PROTECT, related_name="+")
+    snippet_b = models.ForeignKey(Snippet, on_delete=models.PROTECT, related_name="+")
+    snippet_c = models.ForeignKey(Snippet, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RANDOM)
+    split = models.CharField(max_length=5, choices=Split.choices)
+    gold_odd = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Slot (0-2) of the other track's snippet, gold only."
+    )
+    active = models.BooleanField(default=True)
+    # Denormalised counters that order serving; the judgments stay the system of record.
+    votes = models.PositiveIntegerField(default=0)
+    served = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["active", "votes", "served"], name="triplet_serving")]
+
+    def snippet_ids(self) -> tuple[int, int, int]:
+        return (self.snippet_a_id, self.snippet_b_id, self.snippet_c_id)
+
+
+class Assignment(models.Model):
+    """A triplet served to one listener, valid until `expires_at`.
+
+    `order` lists the slots in the order shown: "cab" shows slot c as A, a as B, b as C.
+    """
+
+    triplet = models.ForeignKey(Triplet, on_delete=models.PROTECT, related_name="assignments")
+    listener = models.ForeignKey(Listener, on_delete=models.PROTECT, related_name="assignments")
+    order = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["listener", "answered_at"], name="assignment_open")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["triplet", "listener"], name="assignment_once_per_listener"
+            )
+        ]
+
+
+class Judgment(models.Model):
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+
+    # One judgment per assignment, enforced by the database: a double submit cannot add one.
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT)
+    triplet = models.ForeignKey(Triplet, on_delete=models.PROTECT, related_name="judgments")
+    listener = models.ForeignKey(Listener, on_delete=models.PROTECT, related_name="judgments")
+    odd_slot = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Slot (0-2) chosen as the odd one; null = can't tell."
+    )
+    response_ms = models.PositiveIntegerField(help_text="From first play to answer.")
+    listen_ms = models.JSONField(help_text="Listening time per slot [a, b, c], ms.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
+    weight = models.FloatField(default=1.0, help_text="Weight used in training.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["triplet", "status"], name="judgment_triplet")]

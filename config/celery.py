@@ -1,0 +1,14 @@
+"""The Celery app. Without REDIS_URL (the embedded default) tasks run in-process.
+
+No connection is made at import time: Celery connects lazily when a task is first sent.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("oddball")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

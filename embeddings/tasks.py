@@ -1,0 +1,32 @@
+"""Celery adapters for ingest and embedding: take ids or paths, call one service, return."""
+
+from pathlib import Path
+
+from celery import shared_task
+
+from embeddings import services
+
+
+@shared_task(name="embeddings.import_file", queue="ingest", acks_late=True)
+def import_file(path: str, meta: dict | None = None, snippet_s: float = 15.0) -> dict:
+    """Import one audio file (idempotent by checksum), then ask for its snippets' vectors.
+
+    Returns the ImportOutcome as a dict.
+    """
+    track_meta = services.TrackMeta(**meta) if meta else None
+    outcome = services.track_import(Path(path), track_meta, snippet_s)
+    if outcome.snippet_ids:
+        embed_mel_stats.delay(outcome.snippet_ids)
+    return outcome.as_dict()
+
+
+@shared_task(name="embeddings.embed_mel_stats", queue="embed", acks_late=True)
+def embed_mel_stats(snippet_ids: list[int]) -> int:
+    """Compute missing mel-stats vectors for these snippets; returns how many were stored."""
+    return services.snippets_embed_mel_stats(snippet_ids)
+
+
+@shared_task(name="embeddings.build_index", queue="embed", acks_late=True)
+def build_index(space: str) -> str:
+    """Rebuild the FAISS index of one space and swap it in."""
+    return str(services.index_build(space))

@@ -1,0 +1,177 @@
+"""OddNet: a small log-mel embedding model whose distances should agree with people.
+
+Pure torch, no Django. The model reads a log-mel spectrogram (B, n_mels, T) of any length
+of at least about one second and returns an L2-normalised embedding (B, embed_dim):
+
+    log-mel ─BN─┬─ conv blocks (frame level) ─┐
+                └─────────────────────────────┴─ per-window mean and std (~1 s windows)
+                    ─ 1x1 conv ─ attentive statistics pooling over windows ─ BN ─ linear ─ L2
+
+Why this shape: what people hear as the feel of a clip is mostly how its spectrum sits and
+moves (level, brightness, spread), so the model keeps the normalised mel bands beside the
+conv features and summarises windows by their mean *and* spread. Attentive statistics
+pooling (as in ECAPA-TDNN) lets it weigh the windows that matter. All pooling is over
+tensor axes, never a Python loop over time, so the model exports to ONNX with a dynamic
+time axis.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+SAMPLE_RATE = 16_000  # Hz, the analysis copy of every snippet
+N_FFT = 1024  # samples per STFT frame (64 ms)
+HOP = 320  # samples between frames (20 ms, so 50 frames per second)
+N_MELS = 64  # mel bands
+F_MIN = 0.0  # Hz
+F_MAX = 8_000.0  # Hz, Nyquist of the analysis copy
+LOG_FLOOR = 1e-5  # power floor before the log, so silence does not reach -inf
+MAX_PARAM_BYTES = 1_000_000  # bytes of float32 weights the design allows
+
+
+@dataclass
+class OddNetConfig:
+    n_mels: int = N_MELS  # input mel bands
+    sample_rate: int = SAMPLE_RATE  # Hz
+    hop: int = HOP  # samples between log-mel frames
+    window_frames: int = 50  # frames per window (50 frames × 20 ms = 1 s)
+    channels: int = 96  # conv channels at frame level
+    kernel: int = 5  # frames per conv kernel
+    blocks: int = 2  # residual conv blocks at frame level
+    window_channels: int = 128  # channels of the per-window vector
+    attention_dim: int = 64  # hidden size of the attention over windows
+    embed_dim: int = 64  # output size
+    dropout: float = 0.1  # on the pooled statistics
+
+
+class ConvBlock(nn.Module):
+    """Residual conv over time: conv, BN, GELU, conv, BN, plus the input."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int) -> None:
+        super().__init__()
+        pad = dilation * (kernel - 1) // 2
+        self.conv1 = nn.Conv1d(channels, channels, kernel, padding=pad, dilation=dilation)
+        self.bn1 = nn.BatchNorm1d(channels)
+        self.conv2 = nn.Conv1d(channels, channels, 1)
+        self.bn2 = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.bn1(self.conv1(x)))
+        return F.gelu(x + self.bn2(self.conv2(h)))
+
+
+def window_stats(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, C, T) -> (B, 2C, ceil(T / frames)): mean and std of non-overlapping windows.
+    ceil_mode keeps the last partial window, averaged over the frames it has."""
+    mean = F.avg_pool1d(x, frames, frames, ceil_mode=True)
+    square = F.avg_pool1d(x * x, frames, frames, ceil_mode=True)
+    std = torch.sqrt(torch.clamp(square - mean * mean, min=1e-6))
+    return torch.cat([mean, std], dim=1)
+
+
+class AttentiveStatsPool(nn.Module):
+    """Attention-weighted mean and std over the time axis: (B, C, W) -> (B, 2C)."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Conv1d(channels, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, channels, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.softmax(self.attention(x), dim=2)
+        mean = torch.sum(w * x, dim=2)
+        std = torch.sqrt(torch.clamp(torch.sum(w * x * x, dim=2) - mean * mean, min=1e-6))
+        return torch.cat([mean, std], dim=1)
+
+
+class OddNet(nn.Module):
+    """Log-mel (B, n_mels, T) -> L2-normalised embedding (B, embed_dim)."""
+
+    def __init__(self, config: OddNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or OddNetConfig()
+        # Running statistics standardise each band, as the crowd's mel-stats taste does.
+        self.input_norm = nn.BatchNorm1d(c.n_mels)
+        self.stem = nn.Conv1d(c.n_mels, c.channels, c.kernel, padding=c.kernel // 2)
+        self.stem_bn = nn.BatchNorm1d(c.channels)
+        self.blocks = nn.ModuleList(
+            ConvBlock(c.channels, c.kernel, dilation=1) for i in range(c.blocks)
+        )
+        self.window = nn.Sequential(
+            nn.Conv1d(2 * (c.channels + c.n_mels), c.window_channels, 1),
+            nn.BatchNorm1d(c.window_channels),
+            nn.GELU(),
+        )
+        self.pool = AttentiveStatsPool(c.window_channels, c.attention_dim)
+        self.pool_bn = nn.BatchNorm1d(2 * c.window_channels)
+        self.dropout = nn.Dropout(c.dropout)
+        # One output coordinate is a constant (see forward), so the head makes embed_dim - 1.
+        self.head = nn.Linear(2 * c.window_channels, c.embed_dim - 1)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        x = self.input_norm(logmel)
+        h = F.gelu(self.stem_bn(self.stem(x)))
+        for block in self.blocks:
+            h = block(h)
+        windows = window_stats(torch.cat([h, x], dim=1), c.window_frames)
+        pooled = self.pool(self.window(windows))
+        z = self.head(self.dropout(self.pool_bn(pooled)))
+        # Lift onto the sphere beside a constant coordinate instead of normalising z itself:
+        # plain normalisation throws away |z| and bends distances, while the lift keeps them
+        # nearly Euclidean for small z, so weight decay on the head acts as a margin and the
+        # cosine geometry still follows the (Euclidean) taste. Measured: a linear map of
+        # mel-stats trained with plain normalisation agreed ~0.55, with the lift ~0.75.
+        return F.normalize(torch.cat([z, torch.ones_like(z[:, :1])], dim=1), dim=1)
+
+
+def param_bytes(model: nn.Module) -> int:
+    """Bytes the model's parameters take as float32."""
+    return 4 * sum(p.numel() for p in model.parameters())
+
+
+_MEL_FILTERS: dict[str, torch.Tensor] = {}
+
+
+def log_mel(wave16k: torch.Tensor) -> torch.Tensor:
+    """Log-mel spectrogram (n_mels, T) or (B, n_mels, T) of mono 16 kHz audio (N,) or
+    (B, N), with the STFT and mel settings of the mel-stats extractor."""
+    key = str(wave16k.device)
+    if key not in _MEL_FILTERS:
+        _MEL_FILTERS[key] = torchaudio.functional.melscale_fbanks(
+            N_FFT // 2 + 1, F_MIN, F_MAX, N_MELS, SAMPLE_RATE, norm="slaney", mel_scale="slaney"
+        ).to(wave16k.device)
+    window = torch.hann_window(N_FFT, device=wave16k.device)
+    spec = torch.stft(wave16k.float(), N_FFT, HOP, window=window, return_complex=True)
+    mel = torch.matmul(spec.abs().pow(2).transpose(-1, -2), _MEL_FILTERS[key]).transpose(-1, -2)
+    return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+
+
+@torch.no_grad()
+def embed(model: OddNet, logmels: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+    """Embeddings (N, embed_dim) of log-mels (n_mels, T_i) of any lengths, in eval mode.
+    Clips of equal length are batched together."""
+    was_training = model.training
+    model.eval()
+    out = np.zeros((len(logmels), model.config.embed_dim), dtype=np.float32)
+    by_length: dict[int, list[int]] = {}
+    for i, m in enumerate(logmels):
+        by_length.setdefault(m.shape[-1], []).append(i)
+    for idx in by_length.values():
+        for start in range(0, len(idx), batch_size):
+            part = idx[start : start + batch_size]
+            x = torch.from_numpy(np.stack([logmels[i] for i in part]).astype(np.float32))
+            out[part] = model(x).numpy()
+    model.train(was_training)
+    return out
+
+
+def seconds_to_frames(seconds: float, sample_rate: int = SAMPLE_RATE, hop: int = HOP) -> int:
+    """Log-mel frames covering `seconds` of audio."""
+    return int(math.ceil(seconds * sample_rate / hop))

@@ -1,0 +1,37 @@
+"""Reads for the training app."""
+
+import numpy as np
+import torch
+
+from embeddings.audio import DEFAULT_SNIPPET_S
+from embeddings.models import Snippet
+from embeddings.services import snippet_analysis_audio
+from training import nets
+from training.models import Evaluation, ModelVersion, TrainingRun
+
+
+def snippet_log_mels(seconds: float = DEFAULT_SNIPPET_S) -> dict[int, np.ndarray]:
+    """Log-mels (n_mels, T) of every visible snippet, all cut or wrapped to `seconds` so they
+    stack into one training tensor."""
+    frames = nets.seconds_to_frames(seconds)
+    out = {}
+    for snippet in Snippet.objects.filter(hidden=False).order_by("id"):
+        wave = torch.from_numpy(snippet_analysis_audio(snippet))
+        mel = nets.log_mel(wave).numpy()
+        if mel.shape[1] < frames:  # short tracks give shorter snippets: wrap around
+            mel = np.tile(mel, (1, int(np.ceil(frames / mel.shape[1]))))
+        out[snippet.id] = np.ascontiguousarray(mel[:, :frames], dtype=np.float32)
+    return out
+
+
+def dashboard_rows() -> list[dict]:
+    """The newest evaluation of each model version (and of mel-stats alone), oldest first."""
+    rows = []
+    for version in ModelVersion.objects.order_by("created_at"):
+        evaluation = Evaluation.objects.filter(model_version=version).first()
+        rows.append({"version": version, "evaluation": evaluation})
+    return rows
+
+
+def training_runs_recent(limit: int = 10) -> list[TrainingRun]:
+    return list(TrainingRun.objects.order_by("-created_at")[:limit])

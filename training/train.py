@@ -1,0 +1,191 @@
+"""Triplet fine-tuning of OddNet on human odd-one-out judgments.
+
+Pure torch and numpy, no Django. `train(config, data)` is the whole run: it resumes from
+`config.checkpoint_path` when that file exists, writes self-describing checkpoints
+atomically, and returns a `TrainResult`. With the same seed and data it repeats exactly.
+"""
+
+import copy
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.metrics import majority_scores, odd_positions
+from training.nets import OddNet, OddNetConfig, embed, seconds_to_frames
+
+TORCH_THREADS = 2  # the worker machines have 2 cores
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300  # optimiser steps
+    batch_size: int = 48  # triplets per step
+    lr: float = 3e-3  # AdamW peak learning rate (cosine decay to 0)
+    weight_decay: float = 0.05  # AdamW decoupled weight decay
+    margin: float = 0.2  # triplet margin on cosine distance (0..2)
+    crop_seconds: float = 8.0  # s, random crop of each snippet per step (augmentation)
+    seed: int = 0
+    eval_every: int = 50  # steps between validation passes (when validation data is given)
+    keep_best: bool = True  # return the weights with the best validation agreement
+    log_every: int = 10  # steps between progress reports
+    checkpoint_path: str | None = None
+    checkpoint_every: int = 100  # steps between checkpoints
+
+
+@dataclass
+class TripletData:
+    features: np.ndarray  # (S, n_mels, T) float32 log-mels of every snippet, equal T
+    triplets: np.ndarray  # (N, 3) int: anchor, positive, negative as indexes into features
+    weights: np.ndarray  # (N,) float: listener reliability of each triplet
+    val_triplets: np.ndarray | None = None  # (M, 3) int, voted triplets for monitoring
+    val_answers: list[list[int]] | None = None  # votes (odd positions) per val triplet
+
+
+@dataclass
+class TrainResult:
+    model: OddNet
+    config: TrainConfig
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    step: int = 0
+
+
+def _agreement(model: OddNet, data: TripletData) -> float:
+    """Mean majority agreement of `model` on the validation triplets."""
+    assert data.val_triplets is not None and data.val_answers is not None
+    used = np.unique(data.val_triplets)
+    vectors = np.zeros((len(data.features), model.config.embed_dim), dtype=np.float32)
+    vectors[used] = embed(model, [data.features[i] for i in used])
+    odd = odd_positions(vectors[data.val_triplets], metric="cosine")
+    return float(majority_scores(odd, data.val_answers).mean())
+
+
+def _save(path: str, state: dict[str, Any]) -> None:
+    """Write via a temporary file and os.replace, so a killed run leaves a whole checkpoint."""
+    tmp = f"{path}.tmp"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _lr(config: TrainConfig, step: int) -> float:
+    warmup = max(1, config.steps // 20)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, progress)))
+
+
+def train(
+    config: TrainConfig,
+    data: TripletData,
+    net_config: OddNetConfig | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Fine-tune OddNet with a weighted triplet margin loss on cosine distance.
+
+    Each step samples `batch_size` triplets by weight-free uniform draws, crops every unique
+    snippet of the batch once at a random offset, embeds only those, and applies
+    w * max(0, d(a, p) - d(a, n) + margin). Resumes from `config.checkpoint_path` if it
+    exists (its saved configs win, so a resumed run is the same run).
+    """
+    torch.set_num_threads(TORCH_THREADS)
+    net_config = net_config or OddNetConfig()
+    resume = None
+    if config.checkpoint_path and os.path.exists(config.checkpoint_path):
+        resume = torch.load(config.checkpoint_path, weights_only=False)
+        net_config = OddNetConfig(**resume["net_config"])
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = OddNet(net_config)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+    )
+    step, history, metrics = 0, [], {}
+    best_state, best_val = None, -1.0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        step, history, metrics = resume["step"], resume["history"], resume["metrics"]
+        best_state, best_val = resume["best_state"], resume["best_val"]
+        rng.bit_generator.state = resume["numpy_rng"]
+        torch.set_rng_state(resume["torch_rng"])
+
+    def checkpoint() -> None:
+        if config.checkpoint_path:
+            _save(
+                config.checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "config": asdict(config),
+                    "net_config": asdict(net_config),
+                    "step": step,
+                    "metrics": metrics,
+                    "history": history,
+                    "best_state": best_state,
+                    "best_val": best_val,
+                    "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
+
+    features = torch.from_numpy(np.ascontiguousarray(data.features, dtype=np.float32))
+    total_frames = features.shape[-1]
+    crop = min(total_frames, seconds_to_frames(config.crop_seconds, net_config.sample_rate))
+    weights = torch.as_tensor(data.weights, dtype=torch.float32)
+    has_val = data.val_triplets is not None and data.val_answers is not None
+    started = time.monotonic()
+    model.train()
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(config, step)
+        rows = rng.integers(0, len(data.triplets), config.batch_size)
+        batch = data.triplets[rows]
+        unique, inverse = np.unique(batch, return_inverse=True)
+        offsets = rng.integers(0, total_frames - crop + 1, len(unique))
+        frames = torch.as_tensor(offsets[:, None] + np.arange(crop)[None, :])
+        clips = torch.gather(
+            features[unique], 2, frames[:, None, :].expand(-1, features.shape[1], -1)
+        )
+        z = model(clips)[torch.as_tensor(inverse.reshape(batch.shape))]  # (B, 3, D)
+        d_pos = 1 - F.cosine_similarity(z[:, 0], z[:, 1], dim=-1)
+        d_neg = 1 - F.cosine_similarity(z[:, 0], z[:, 2], dim=-1)
+        w = weights[torch.as_tensor(rows)]
+        loss = (w * F.relu(d_pos - d_neg + config.margin)).sum() / w.sum().clamp(min=1e-8)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        record: dict[str, float] = {"step": step, "loss": loss.item()}
+        if has_val and (step % config.eval_every == 0 or step == config.steps):
+            record["val_agreement"] = _agreement(model, data)
+            if record["val_agreement"] > best_val:
+                best_val = record["val_agreement"]
+                best_state = copy.deepcopy(model.state_dict())
+        if step % config.log_every == 0 or "val_agreement" in record:
+            record["seconds"] = time.monotonic() - started
+            history.append(record)
+            if progress:
+                progress(record)
+        if config.checkpoint_every and step % config.checkpoint_every == 0:
+            checkpoint()
+    if config.keep_best and best_state is not None:
+        model.load_state_dict(best_state)
+    metrics = {"final_loss": history[-1]["loss"] if history else float("nan")}
+    if has_val:
+        metrics["val_agreement"] = _agreement(model, data)
+    checkpoint()
+    model.eval()
+    return TrainResult(model=model, config=config, metrics=metrics, history=history, step=step)
