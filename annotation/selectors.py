@@ -39,16 +39,40 @@ def triplet_votes(
 def assignment_snippets(assignment: Assignment) -> list[tuple[str, object]]:
     """The snippets of an assignment in the order shown, as (position letter, Snippet)."""
     triplet = assignment.triplet
-    by_slot = dict(zip(SLOTS, (triplet.snippet_a, triplet.snippet_b, triplet.snippet_c), strict=True))
+    by_slot = dict(
+        zip(SLOTS, (triplet.snippet_a, triplet.snippet_b, triplet.snippet_c), strict=True)
+    )
     return [("ABC"[i], by_slot[slot]) for i, slot in enumerate(assignment.order)]
 
 
 EXPORT_COLUMNS = [
-    "judgment_id", "triplet_id", "triplet_kind", "split", "gold_odd_slot",
-    "snippet_a", "snippet_b", "snippet_c", "track_a", "track_b", "track_c",
-    "start_s_a", "start_s_b", "start_s_c", "duration_s_a", "duration_s_b", "duration_s_c",
-    "answer", "odd_snippet", "listener", "response_ms",
-    "listen_ms_a", "listen_ms_b", "listen_ms_c", "status", "weight", "created_at",
+    "judgment_id",
+    "triplet_id",
+    "triplet_kind",
+    "split",
+    "gold_odd_slot",
+    "snippet_a",
+    "snippet_b",
+    "snippet_c",
+    "track_a",
+    "track_b",
+    "track_c",
+    "start_s_a",
+    "start_s_b",
+    "start_s_c",
+    "duration_s_a",
+    "duration_s_b",
+    "duration_s_c",
+    "answer",
+    "odd_snippet",
+    "listener",
+    "response_ms",
+    "listen_ms_a",
+    "listen_ms_b",
+    "listen_ms_c",
+    "status",
+    "weight",
+    "created_at",
 ]
 
 
@@ -63,8 +87,15 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
         fields.append(f"triplet__snippet_{slot}__start_s")
     for slot in SLOTS:
         fields.append(f"triplet__snippet_{slot}__duration_s")
-    fields += ["odd_slot", "listener__pseudonym", "response_ms", "listen_ms", "status", "weight",
-               "created_at"]
+    fields += [
+        "odd_slot",
+        "listener__pseudonym",
+        "response_ms",
+        "listen_ms",
+        "status",
+        "weight",
+        "created_at",
+    ]
     rows = Judgment.objects.order_by("id").values_list(*fields).iterator(chunk_size=chunk)
     for row in rows:
         head = row[:17]

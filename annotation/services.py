@@ -15,6 +15,8 @@ from annotation.models import SLOTS, Assignment, Judgment, Listener, Triplet
 from embeddings.models import Snippet, Split, Track
 
 POSITIONS = "ABC"  # what listeners see
+# Serving an assignment shows its three snippets: fetch them in the same query.
+TRIPLET_SNIPPETS = ("triplet__snippet_a", "triplet__snippet_b", "triplet__snippet_c")
 
 
 class AnnotationError(Exception):
@@ -46,7 +48,9 @@ def triplets_make(count: int, gold_share: float = 0.1, seed: int | None = None) 
     total = sum(len(s) for tracks in by_split.values() for s in tracks.values())
     if total == 0:
         return 0
-    seen = {frozenset(t) for t in Triplet.objects.values_list("snippet_a", "snippet_b", "snippet_c")}
+    seen = {
+        frozenset(t) for t in Triplet.objects.values_list("snippet_a", "snippet_b", "snippet_c")
+    }
     new: list[Triplet] = []
     for split in Split.values:
         tracks = {t: s for t, s in by_split[split].items() if s}
@@ -121,7 +125,7 @@ def assignment_next(listener: Listener) -> Assignment | None:
     now = timezone.now()
     open_one = (
         Assignment.objects.filter(listener=listener, answered_at__isnull=True, expires_at__gt=now)
-        .select_related("triplet")
+        .select_related(*TRIPLET_SNIPPETS)
         .order_by("-created_at")
         .first()
     )
@@ -132,6 +136,7 @@ def assignment_next(listener: Listener) -> Assignment | None:
             Triplet.objects.filter(active=True)
             .exclude(assignments__listener=listener)
             .order_by("votes", "served", "id")
+            .select_related(*(f.split("__", 1)[1] for f in TRIPLET_SNIPPETS))
             .select_for_update(skip_locked=True, of=("self",))
         )
         triplet = candidates.first()
@@ -169,9 +174,7 @@ def judgment_submit(
     if len(listen_ms) != 3 or any(int(ms) < 0 for ms in listen_ms) or response_ms < 0:
         raise AnnotationError("listen_ms needs three non-negative numbers")
     with transaction.atomic():
-        assignment = (
-            Assignment.objects.select_for_update().filter(id=assignment_id).first()
-        )
+        assignment = Assignment.objects.select_for_update().filter(id=assignment_id).first()
         if assignment is None or assignment.listener_id != listener.id:
             raise AnnotationError("This assignment is not yours.", status=403)
         existing = Judgment.objects.filter(assignment=assignment).first()

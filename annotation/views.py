@@ -28,7 +28,11 @@ def consent(request: HttpRequest) -> HttpResponse:
         return render(request, "annotation/consent.html", {"error": str(e)}, status=400)
     response = redirect("listen")
     response.set_cookie(
-        COOKIE, listener.token, max_age=COOKIE_AGE_S, httponly=True, samesite="Lax",
+        COOKIE,
+        listener.token,
+        max_age=COOKIE_AGE_S,
+        httponly=True,
+        samesite="Lax",
         secure=request.is_secure(),
     )
     return response

@@ -39,8 +39,18 @@ def main() -> None:
             ("import_audio", ["import_audio", *(str(CORPUS / f) for f in FOLDERS)]),
             ("embed", ["embed"]),
             ("make_tasks", ["make_tasks", "--seed", str(args.seed)]),
-            ("simulate_crowd", ["simulate_crowd", "--listeners", "30", "--judgments", "1500",
-                                "--seed", str(args.seed)]),
+            (
+                "simulate_crowd",
+                [
+                    "simulate_crowd",
+                    "--listeners",
+                    "30",
+                    "--judgments",
+                    "1500",
+                    "--seed",
+                    str(args.seed),
+                ],
+            ),
             ("train", ["train", "--seed", str(args.seed)]),
             ("evaluate", ["evaluate"]),
         ]
@@ -48,8 +58,13 @@ def main() -> None:
         last = {}
         for name, argv in steps:
             started = time.monotonic()
-            done = subprocess.run([sys.executable, "manage.py", *argv], cwd=REPO, env=env,
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, "manage.py", *argv],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             seconds = time.monotonic() - started
             if done.returncode != 0:
                 sys.exit(f"{name} failed:\n{done.stdout}\n{done.stderr}")

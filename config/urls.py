@@ -5,7 +5,8 @@ from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotation.urls import api_urlpatterns, urlpatterns as annotation_urls
+from annotation.urls import api_urlpatterns
+from annotation.urls import urlpatterns as annotation_urls
 from training.urls import urlpatterns as training_urls
 
 

@@ -175,15 +175,20 @@ def _k_weighting(n_fft: int, sr: int) -> np.ndarray:
 
 
 def normalise_loudness(
-    x: np.ndarray, sr: int, target_lufs: float = -18.0, peak_dbfs: float = -1.0
+    x: np.ndarray,
+    sr: int,
+    target_lufs: float = -18.0,
+    peak_dbfs: float = -1.0,
+    lufs: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """Scale audio towards `target_lufs`, never letting the sample peak exceed `peak_dbfs`.
 
     Returns the scaled float32 signal and the gain applied, in dB. Silence is left as is.
+    Pass `lufs` when the caller has measured it already.
     """
     x = np.asarray(x, dtype=np.float32)
     peak = float(np.max(np.abs(x))) if x.size else 0.0
-    lufs = loudness_lufs(x, sr)
+    lufs = loudness_lufs(x, sr) if lufs is None else lufs
     if peak == 0.0 or lufs <= SILENCE_LUFS:
         return x.copy(), 0.0
     gain_db = min(target_lufs - lufs, peak_dbfs - 20 * math.log10(peak))
@@ -230,15 +235,18 @@ def plan_snippets(
 
 
 def encode_browser(x: np.ndarray, sr: int, path: Path | str) -> None:
-    """Write (C, T) or (T,) audio atomically as 48 kHz Ogg Vorbis; >2 channels fold to stereo."""
+    """Write (C, T) or (T,) audio atomically as Ogg Vorbis (at most 48 kHz); >2 channels fold
+    to stereo."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float32))
     if len(x) > 2:
         # Keep the front pair; the rest joins both sides at -3 dB, scaled back if it clips.
         rest = x[2:].mean(axis=0) * np.float32(math.sqrt(0.5))
         x = np.stack([x[0] + rest, x[1] + rest])
         x /= max(1.0, float(np.max(np.abs(x))))
-    y = np.clip(resample(x, sr, BROWSER_RATE), -1.0, 1.0).T
-    _write_atomic(path, y, BROWSER_RATE, "OGG", BROWSER_SUBTYPE, BROWSER_QUALITY)
+    # Vorbis plays at any common rate; resampling only rates above 48 kHz saves a pass.
+    rate = sr if sr <= BROWSER_RATE else BROWSER_RATE
+    y = np.clip(resample(x, sr, rate), -1.0, 1.0).T
+    _write_atomic(path, y, rate, "OGG", BROWSER_SUBTYPE, BROWSER_QUALITY)
 
 
 def encode_analysis(mono16k: np.ndarray, path: Path | str) -> None:

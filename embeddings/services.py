@@ -169,8 +169,10 @@ def _snippet_write(
     start, stop = int(plan.start_s * sr), int((plan.start_s + plan.duration_s) * sr)
     piece = wave[:, start:stop]
     loudness = audio.loudness_lufs(piece, sr)
-    normalised, gain_db = audio.normalise_loudness(piece, sr)
-    start16, stop16 = (int(t * audio.ANALYSIS_RATE) for t in (plan.start_s, plan.start_s + plan.duration_s))
+    normalised, gain_db = audio.normalise_loudness(piece, sr, lufs=loudness)
+    start16, stop16 = (
+        int(t * audio.ANALYSIS_RATE) for t in (plan.start_s, plan.start_s + plan.duration_s)
+    )
     analysis16 = mono16k[start16:stop16] * np.float32(10 ** (gain_db / 20))
     audio_name = (folder / f"{position:03d}.ogg").as_posix()
     analysis_name = (folder / f"{position:03d}.flac").as_posix()

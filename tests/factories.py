@@ -15,14 +15,29 @@ _ids = itertools.count(1)
 def track_make(split: str = "train", snippets: int = 2, **fields: object) -> Track:
     n = next(_ids)
     track = Track.objects.create(
-        title=f"Track {n}", file_name=f"track{n}.ogg", checksum=secrets.token_hex(32),
-        duration_s=60.0, sample_rate=44_100, channels=2, format="ogg/vorbis",
-        license="CC0-1.0", attribution=f"Artist {n}", split=split, **fields,
+        title=f"Track {n}",
+        file_name=f"track{n}.ogg",
+        checksum=secrets.token_hex(32),
+        duration_s=60.0,
+        sample_rate=44_100,
+        channels=2,
+        format="ogg/vorbis",
+        license="CC0-1.0",
+        attribution=f"Artist {n}",
+        split=split,
+        **fields,
     )
     Snippet.objects.bulk_create(
-        Snippet(track=track, position=i, start_s=15.0 * i, duration_s=15.0,
-                audio=f"snippets/{n}/{i}.ogg", analysis=f"snippets/{n}/{i}.flac",
-                loudness_lufs=-20.0, gain_db=2.0)
+        Snippet(
+            track=track,
+            position=i,
+            start_s=15.0 * i,
+            duration_s=15.0,
+            audio=f"snippets/{n}/{i}.ogg",
+            analysis=f"snippets/{n}/{i}.flac",
+            loudness_lufs=-20.0,
+            gain_db=2.0,
+        )
         for i in range(snippets)
     )
     return track
@@ -36,6 +51,7 @@ def triplet_make(split: str = "train") -> Triplet:
 
 def listener_make() -> Listener:
     return Listener.objects.create(
-        token=secrets.token_urlsafe(32), pseudonym="L" + secrets.token_hex(6),
+        token=secrets.token_urlsafe(32),
+        pseudonym="L" + secrets.token_hex(6),
         consented_at=timezone.now(),
     )

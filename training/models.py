@@ -39,13 +39,13 @@ class ModelVersion(models.Model):
             models.UniqueConstraint(fields=["name", "version"], name="model_name_version")
         ]
 
+    def __str__(self) -> str:
+        return self.space
+
     @property
     def space(self) -> str:
         """The embedding space this version's vectors are stored under."""
         return f"{self.name}@{self.version}"
-
-    def __str__(self) -> str:
-        return self.space
 
 
 class Evaluation(models.Model):

@@ -43,7 +43,6 @@ class OddNetConfig:
     channels: int = 96  # conv channels at frame level
     kernel: int = 5  # frames per conv kernel
     blocks: int = 2  # residual conv blocks at frame level
-    window_channels: int = 128  # channels of the per-window vector
     attention_dim: int = 64  # hidden size of the attention over windows
     embed_dim: int = 64  # output size
     dropout: float = 0.1  # on the pooled statistics
@@ -103,16 +102,12 @@ class OddNet(nn.Module):
         self.blocks = nn.ModuleList(
             ConvBlock(c.channels, c.kernel, dilation=1) for i in range(c.blocks)
         )
-        self.window = nn.Sequential(
-            nn.Conv1d(2 * (c.channels + c.n_mels), c.window_channels, 1),
-            nn.BatchNorm1d(c.window_channels),
-            nn.GELU(),
-        )
-        self.pool = AttentiveStatsPool(c.window_channels, c.attention_dim)
-        self.pool_bn = nn.BatchNorm1d(2 * c.window_channels)
+        window_channels = 2 * (c.channels + c.n_mels)  # mean and std of conv and mel bands
+        self.pool = AttentiveStatsPool(window_channels, c.attention_dim)
+        self.pool_bn = nn.BatchNorm1d(2 * window_channels)
         self.dropout = nn.Dropout(c.dropout)
         # One output coordinate is a constant (see forward), so the head makes embed_dim - 1.
-        self.head = nn.Linear(2 * c.window_channels, c.embed_dim - 1)
+        self.head = nn.Linear(2 * window_channels, c.embed_dim - 1)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -121,7 +116,7 @@ class OddNet(nn.Module):
         for block in self.blocks:
             h = block(h)
         windows = window_stats(torch.cat([h, x], dim=1), c.window_frames)
-        pooled = self.pool(self.window(windows))
+        pooled = self.pool(windows)
         z = self.head(self.dropout(self.pool_bn(pooled)))
         # Lift onto the sphere beside a constant coordinate instead of normalising z itself:
         # plain normalisation throws away |z| and bends distances, while the lift keeps them

@@ -49,8 +49,10 @@ def triplet_data_build(log_mels: dict[int, np.ndarray]) -> tuple[TripletData, li
         for ids, votes, vote_weights in triplet_votes(Split.TRAIN, kind).values():
             for odd, weight in zip(votes, vote_weights, strict=True):
                 i, j = (ids[s] for s in range(3) if s != odd)
-                rows += [(position[i], position[j], position[ids[odd]]),
-                         (position[j], position[i], position[ids[odd]])]
+                rows += [
+                    (position[i], position[j], position[ids[odd]]),
+                    (position[j], position[i], position[ids[odd]]),
+                ]
                 weights += [weight, weight]
     if not rows:
         raise ValueError("no accepted judgments on training tracks yet; collect some first")
@@ -60,7 +62,8 @@ def triplet_data_build(log_mels: dict[int, np.ndarray]) -> tuple[TripletData, li
         triplets=np.array(rows, dtype=np.int64),
         weights=np.array(weights, dtype=np.float32),
         val_triplets=np.array([[position[s] for s in ids] for ids, _, _ in val], dtype=np.int64)
-        if val else None,
+        if val
+        else None,
         val_answers=[votes for _, votes, _ in val] if val else None,
     )
     used = {snippet_ids[i] for i in np.unique(data.triplets)}
@@ -68,7 +71,9 @@ def triplet_data_build(log_mels: dict[int, np.ndarray]) -> tuple[TripletData, li
     return data, snippet_ids, tracks
 
 
-def training_run_execute(run_id: int, progress: Callable[[dict], None] | None = None) -> ModelVersion:
+def training_run_execute(
+    run_id: int, progress: Callable[[dict], None] | None = None
+) -> ModelVersion:
     """Train oddnet for one queued run, register the version, embed every snippet with it.
 
     Idempotent: a run that already produced a version returns it. A run killed midway
@@ -109,7 +114,9 @@ def _train_and_register(run: TrainingRun, progress: Callable[[dict], None] | Non
 
     result = train(config, data, progress=report)
     with transaction.atomic():
-        number = (ModelVersion.objects.filter(name=MODEL_NAME).aggregate(n=Max("version"))["n"] or 0) + 1
+        number = (
+            ModelVersion.objects.filter(name=MODEL_NAME).aggregate(n=Max("version"))["n"] or 0
+        ) + 1
         relative = Path("models") / f"{MODEL_NAME}-{number}.pt"
         (media / relative).parent.mkdir(parents=True, exist_ok=True)
         # Self-describing: the weights, both configs, the step and the metrics.
@@ -175,8 +182,7 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
     voted = triplet_votes(split, "random")
     track_of = dict(Snippet.objects.values_list("id", "track_id"))
     held_out = [
-        (ids, votes) for ids, votes, _ in voted.values()
-        if not {track_of[s] for s in ids} & trained
+        (ids, votes) for ids, votes, _ in voted.values() if not {track_of[s] for s in ids} & trained
     ]
     if not held_out:
         raise ValueError(f"no voted {split} triplets to evaluate on; collect judgments first")
@@ -204,7 +210,9 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
     }
     # NaN (no triplet with enough votes for a ceiling) is not JSON: store null instead.
     results = {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in results.items()}
-    return Evaluation.objects.create(space=space, model_version=version, split=split, results=results)
+    return Evaluation.objects.create(
+        space=space, model_version=version, split=split, results=results
+    )
 
 
 def _gold_agreement(space: str, split: str) -> float | None:

@@ -26,19 +26,28 @@ def chart_bars(rows: list[dict]) -> dict:
     for i, row in enumerate(evaluated):
         r = row["evaluation"].results
         x = BAR_GAP + i * (width + BAR_GAP)
-        bars.append({
-            "x": round(x, 1), "w": round(width, 1), "y": y(r["agreement"]),
-            "h": round(CHART_H * r["agreement"], 1), "cx": round(x + width / 2, 1),
-            "lo": y(r["ci_low"]), "hi": y(r["ci_high"]), "label": r["model"],
-            "value": r["agreement"],
-        })
+        bars.append(
+            {
+                "x": round(x, 1),
+                "w": round(width, 1),
+                "y": y(r["agreement"]),
+                "h": round(CHART_H * r["agreement"], 1),
+                "cx": round(x + width / 2, 1),
+                "lo": y(r["ci_low"]),
+                "hi": y(r["ci_high"]),
+                "label": r["model"],
+                "value": r["agreement"],
+            }
+        )
     newest = evaluated[-1]["evaluation"].results
     lines = [
         {"name": "random", "y": y(newest["random"]), "value": newest["random"]},
         {"name": "mel-stats", "y": y(newest["mel_stats"]), "value": newest["mel_stats"]},
     ]
     if newest["ceiling"] is not None:
-        lines.append({"name": "human ceiling", "y": y(newest["ceiling"]), "value": newest["ceiling"]})
+        lines.append(
+            {"name": "human ceiling", "y": y(newest["ceiling"]), "value": newest["ceiling"]}
+        )
     return {"w": CHART_W, "h": CHART_H, "bars": bars, "lines": lines}
 
 
@@ -52,6 +61,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "listeners": Listener.objects.count(),
         "judgments": Judgment.objects.count(),
     }
-    context = {"rows": rows, "chart": chart_bars(rows), "counts": counts,
-               "runs": training_runs_recent()}
+    context = {
+        "rows": rows,
+        "chart": chart_bars(rows),
+        "counts": counts,
+        "runs": training_runs_recent(),
+    }
     return render(request, "training/dashboard.html", context)

@@ -6,87 +6,203 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('embeddings', '0001_initial'),
+        ("embeddings", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Listener',
+            name="Listener",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=64, unique=True)),
-                ('pseudonym', models.CharField(max_length=16, unique=True)),
-                ('consented_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token", models.CharField(max_length=64, unique=True)),
+                ("pseudonym", models.CharField(max_length=16, unique=True)),
+                ("consented_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Assignment',
+            name="Assignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.CharField(max_length=3)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('answered_at', models.DateTimeField(blank=True, null=True)),
-                ('listener', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='annotation.listener')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("order", models.CharField(max_length=3)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                ("answered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "listener",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assignments",
+                        to="annotation.listener",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Triplet',
+            name="Triplet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('random', 'Random'), ('gold', 'Gold')], default='random', max_length=10)),
-                ('split', models.CharField(choices=[('train', 'Train'), ('val', 'Val'), ('test', 'Test')], max_length=5)),
-                ('gold_odd', models.PositiveSmallIntegerField(blank=True, help_text="Slot (0-2) of the other track's snippet, gold only.", null=True)),
-                ('active', models.BooleanField(default=True)),
-                ('votes', models.PositiveIntegerField(default=0)),
-                ('served', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('snippet_a', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='embeddings.snippet')),
-                ('snippet_b', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='embeddings.snippet')),
-                ('snippet_c', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='embeddings.snippet')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("random", "Random"), ("gold", "Gold")],
+                        default="random",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "split",
+                    models.CharField(
+                        choices=[("train", "Train"), ("val", "Val"), ("test", "Test")], max_length=5
+                    ),
+                ),
+                (
+                    "gold_odd",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Slot (0-2) of the other track's snippet, gold only.",
+                        null=True,
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("votes", models.PositiveIntegerField(default=0)),
+                ("served", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "snippet_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="embeddings.snippet",
+                    ),
+                ),
+                (
+                    "snippet_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="embeddings.snippet",
+                    ),
+                ),
+                (
+                    "snippet_c",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="embeddings.snippet",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Judgment',
+            name="Judgment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('odd_slot', models.PositiveSmallIntegerField(blank=True, help_text="Slot (0-2) chosen as the odd one; null = can't tell.", null=True)),
-                ('response_ms', models.PositiveIntegerField(help_text='From first play to answer.')),
-                ('listen_ms', models.JSONField(help_text='Listening time per slot [a, b, c], ms.')),
-                ('status', models.CharField(choices=[('accepted', 'Accepted'), ('rejected', 'Rejected')], default='accepted', max_length=10)),
-                ('weight', models.FloatField(default=1.0, help_text='Weight used in training.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('assignment', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, to='annotation.assignment')),
-                ('listener', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='judgments', to='annotation.listener')),
-                ('triplet', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='judgments', to='annotation.triplet')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "odd_slot",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Slot (0-2) chosen as the odd one; null = can't tell.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "response_ms",
+                    models.PositiveIntegerField(help_text="From first play to answer."),
+                ),
+                ("listen_ms", models.JSONField(help_text="Listening time per slot [a, b, c], ms.")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("accepted", "Accepted"), ("rejected", "Rejected")],
+                        default="accepted",
+                        max_length=10,
+                    ),
+                ),
+                ("weight", models.FloatField(default=1.0, help_text="Weight used in training.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "assignment",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, to="annotation.assignment"
+                    ),
+                ),
+                (
+                    "listener",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="judgments",
+                        to="annotation.listener",
+                    ),
+                ),
+                (
+                    "triplet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="judgments",
+                        to="annotation.triplet",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='assignment',
-            name='triplet',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='annotation.triplet'),
+            model_name="assignment",
+            name="triplet",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="assignments",
+                to="annotation.triplet",
+            ),
         ),
         migrations.AddIndex(
-            model_name='triplet',
-            index=models.Index(fields=['active', 'votes', 'served'], name='triplet_serving'),
+            model_name="triplet",
+            index=models.Index(fields=["active", "votes", "served"], name="triplet_serving"),
         ),
         migrations.AddIndex(
-            model_name='judgment',
-            index=models.Index(fields=['triplet', 'status'], name='judgment_triplet'),
+            model_name="judgment",
+            index=models.Index(fields=["triplet", "status"], name="judgment_triplet"),
         ),
         migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(fields=['listener', 'answered_at'], name='assignment_open'),
+            model_name="assignment",
+            index=models.Index(fields=["listener", "answered_at"], name="assignment_open"),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('triplet', 'listener'), name='assignment_once_per_listener'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                fields=("triplet", "listener"), name="assignment_once_per_listener"
+            ),
         ),
     ]

@@ -5,71 +5,140 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Track',
+            name="Track",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=300)),
-                ('file_name', models.CharField(help_text='Name of the imported file.', max_length=500)),
-                ('checksum', models.CharField(help_text='SHA-256 of the file.', max_length=64, unique=True)),
-                ('duration_s', models.FloatField()),
-                ('sample_rate', models.PositiveIntegerField()),
-                ('channels', models.PositiveSmallIntegerField()),
-                ('format', models.CharField(max_length=40)),
-                ('license', models.CharField(blank=True, max_length=300)),
-                ('attribution', models.TextField(blank=True)),
-                ('source', models.CharField(blank=True, max_length=500)),
-                ('genre', models.CharField(blank=True, max_length=200)),
-                ('split', models.CharField(choices=[('train', 'Train'), ('val', 'Val'), ('test', 'Test')], max_length=5)),
-                ('status', models.CharField(choices=[('approved', 'Approved'), ('pending', 'Pending'), ('rejected', 'Rejected')], default='approved', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                (
+                    "file_name",
+                    models.CharField(help_text="Name of the imported file.", max_length=500),
+                ),
+                (
+                    "checksum",
+                    models.CharField(help_text="SHA-256 of the file.", max_length=64, unique=True),
+                ),
+                ("duration_s", models.FloatField()),
+                ("sample_rate", models.PositiveIntegerField()),
+                ("channels", models.PositiveSmallIntegerField()),
+                ("format", models.CharField(max_length=40)),
+                ("license", models.CharField(blank=True, max_length=300)),
+                ("attribution", models.TextField(blank=True)),
+                ("source", models.CharField(blank=True, max_length=500)),
+                ("genre", models.CharField(blank=True, max_length=200)),
+                (
+                    "split",
+                    models.CharField(
+                        choices=[("train", "Train"), ("val", "Val"), ("test", "Test")], max_length=5
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("approved", "Approved"),
+                            ("pending", "Pending"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="approved",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Snippet',
+            name="Snippet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(help_text='Order within the track.')),
-                ('start_s', models.FloatField()),
-                ('duration_s', models.FloatField()),
-                ('audio', models.FileField(help_text='Browser copy (Ogg).', max_length=300, upload_to='')),
-                ('analysis', models.FileField(help_text='16 kHz mono FLAC for analysis.', max_length=300, upload_to='')),
-                ('loudness_lufs', models.FloatField(help_text='Integrated loudness before normalisation.')),
-                ('gain_db', models.FloatField(help_text='Gain applied to reach the target loudness.')),
-                ('hidden', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('track', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='snippets', to='embeddings.track')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(help_text="Order within the track.")),
+                ("start_s", models.FloatField()),
+                ("duration_s", models.FloatField()),
+                (
+                    "audio",
+                    models.FileField(help_text="Browser copy (Ogg).", max_length=300, upload_to=""),
+                ),
+                (
+                    "analysis",
+                    models.FileField(
+                        help_text="16 kHz mono FLAC for analysis.", max_length=300, upload_to=""
+                    ),
+                ),
+                (
+                    "loudness_lufs",
+                    models.FloatField(help_text="Integrated loudness before normalisation."),
+                ),
+                (
+                    "gain_db",
+                    models.FloatField(help_text="Gain applied to reach the target loudness."),
+                ),
+                ("hidden", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "track",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="snippets",
+                        to="embeddings.track",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['track_id', 'position'],
+                "ordering": ["track_id", "position"],
             },
         ),
         migrations.CreateModel(
-            name='Embedding',
+            name="Embedding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('space', models.CharField(db_index=True, max_length=60)),
-                ('dim', models.PositiveIntegerField()),
-                ('vector', models.BinaryField(help_text='float32, little-endian.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('snippet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='embeddings', to='embeddings.snippet')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("space", models.CharField(db_index=True, max_length=60)),
+                ("dim", models.PositiveIntegerField()),
+                ("vector", models.BinaryField(help_text="float32, little-endian.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "snippet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="embeddings",
+                        to="embeddings.snippet",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('snippet', 'space'), name='embedding_snippet_space')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("snippet", "space"), name="embedding_snippet_space"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='snippet',
-            constraint=models.UniqueConstraint(fields=('track', 'position'), name='snippet_track_position'),
+            model_name="snippet",
+            constraint=models.UniqueConstraint(
+                fields=("track", "position"), name="snippet_track_position"
+            ),
         ),
     ]

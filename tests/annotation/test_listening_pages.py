@@ -40,8 +40,14 @@ def test_answering_the_form_stores_one_judgment_even_when_posted_twice(client):
     client.post("/consent/", {"consent": "yes"})
     client.get("/listen/")
     assignment = Assignment.objects.get()
-    form = {"assignment": assignment.id, "answer": "B", "response_ms": "8000",
-            "listen_ms_A": "4000", "listen_ms_B": "4500", "listen_ms_C": "5000"}
+    form = {
+        "assignment": assignment.id,
+        "answer": "B",
+        "response_ms": "8000",
+        "listen_ms_A": "4000",
+        "listen_ms_B": "4500",
+        "listen_ms_C": "5000",
+    }
     first = client.post("/listen/answer/", form)
     second = client.post("/listen/answer/", form)
     assert first.status_code == second.status_code == 302

@@ -21,7 +21,11 @@ def test_random_triplets_take_three_tracks_of_one_split():
     for triplet in Triplet.objects.all():
         tracks = tracks_of(triplet)
         assert len(set(tracks)) == 3
-        splits = set(Snippet.objects.filter(id__in=triplet.snippet_ids()).values_list("track__split", flat=True))
+        splits = set(
+            Snippet.objects.filter(id__in=triplet.snippet_ids()).values_list(
+                "track__split", flat=True
+            )
+        )
         assert splits == {triplet.split}
 
 

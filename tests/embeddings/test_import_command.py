@@ -16,7 +16,9 @@ def run_import(*paths: Path, capsys) -> tuple[dict, str]:
     return json.loads(out.strip().splitlines()[-1]), err
 
 
-def test_a_broken_file_is_reported_and_the_rest_of_the_batch_imported(generated_music, tmp_path, capsys):
+def test_a_broken_file_is_reported_and_the_rest_of_the_batch_imported(
+    generated_music, tmp_path, capsys
+):
     batch = tmp_path / "batch"
     batch.mkdir()
     good = sorted(generated_music.glob("*.flac"))[:2]
@@ -46,7 +48,9 @@ def test_importing_the_same_file_twice_creates_nothing_new(generated_music, caps
     assert (Track.objects.count(), Snippet.objects.count(), Embedding.objects.count()) == counts
 
 
-def test_an_imported_track_keeps_its_metadata_and_playable_snippets(generated_music, settings, capsys):
+def test_an_imported_track_keeps_its_metadata_and_playable_snippets(
+    generated_music, settings, capsys
+):
     path = sorted(generated_music.glob("*.flac"))[0]
     run_import(path, capsys=capsys)
     track = Track.objects.get()

@@ -47,9 +47,26 @@ def stack_env(tmp_path: Path) -> dict:
 def worker(stack_env: dict, tmp_path: Path):
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "ingest,embed,train",
-         "--pool", "solo", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=stack_env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "ingest,embed,train",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=stack_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield process
     process.terminate()
@@ -58,13 +75,21 @@ def worker(stack_env: dict, tmp_path: Path):
 
 
 def manage(env: dict, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_loop_runs_through_postgresql_redis_and_a_worker(stack_env, worker, generated_music, tmp_path):
+def test_the_loop_runs_through_postgresql_redis_and_a_worker(
+    stack_env, worker, generated_music, tmp_path
+):
     started = time.monotonic()
     imported = manage(stack_env, "import_audio", str(generated_music), "--snippet-seconds", "10")
     assert imported["imported"] == 15 and imported["failed"] == 0

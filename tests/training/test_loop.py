@@ -35,12 +35,23 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(generated_music,
     version = ModelVersion.objects.get()
     assert trained["model"] == version.space == "oddnet@1"
     assert version.size_bytes <= 1_000_000
-    test_tracks = set(Triplet.objects.filter(split="test").values_list("snippet_a__track_id", flat=True))
+    test_tracks = set(
+        Triplet.objects.filter(split="test").values_list("snippet_a__track_id", flat=True)
+    )
     assert not test_tracks & set(version.trained_track_ids)
 
     call_command("evaluate")
     summary = last_json(capsys)
-    for key in ("model", "agreement", "ci_low", "ci_high", "random", "mel_stats", "ceiling", "n_triplets"):
+    for key in (
+        "model",
+        "agreement",
+        "ci_low",
+        "ci_high",
+        "random",
+        "mel_stats",
+        "ceiling",
+        "n_triplets",
+    ):
         assert key in summary
     assert summary["ci_low"] <= summary["agreement"] <= summary["ci_high"]
     assert summary["n_triplets"] > 0

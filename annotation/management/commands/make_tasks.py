@@ -14,8 +14,12 @@ class Command(BaseCommand):
     help = "Create odd-one-out triplets within each split, with a share of gold triplets."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--triplets", type=int, default=None,
-                            help=f"How many (default {TRIPLETS_PER_SNIPPET} per snippet).")
+        parser.add_argument(
+            "--triplets",
+            type=int,
+            default=None,
+            help=f"How many (default {TRIPLETS_PER_SNIPPET} per snippet).",
+        )
         parser.add_argument("--gold-share", type=float, default=0.1)
         parser.add_argument("--seed", type=int, default=None)
 

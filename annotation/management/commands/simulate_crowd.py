@@ -28,15 +28,22 @@ class InProcessApi:
     """The API through Django's request handler, without a socket."""
 
     def __init__(self) -> None:
-        host = next((h for h in settings.ALLOWED_HOSTS if "*" not in h and not h.startswith(".")), "localhost")
+        host = next(
+            (h for h in settings.ALLOWED_HOSTS if "*" not in h and not h.startswith(".")),
+            "localhost",
+        )
         self.client = Client(HTTP_HOST=host)
 
-    def call(self, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict | None]:
+    def call(
+        self, method: str, path: str, token: str | None = None, body: dict | None = None
+    ) -> tuple[int, dict | None]:
         headers = {"authorization": f"Listener {token}"} if token else {}
         if method == "GET":
             response = self.client.get(path, headers=headers)
         else:
-            response = self.client.post(path, json.dumps(body), content_type="application/json", headers=headers)
+            response = self.client.post(
+                path, json.dumps(body), content_type="application/json", headers=headers
+            )
         data = json.loads(response.content) if response.content else None
         return response.status_code, data
 
@@ -48,9 +55,13 @@ class HttpApi:
         self.base = base_url.rstrip("/")
         self.session = requests.Session()
 
-    def call(self, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict | None]:
+    def call(
+        self, method: str, path: str, token: str | None = None, body: dict | None = None
+    ) -> tuple[int, dict | None]:
         headers = {"Authorization": f"Listener {token}"} if token else {}
-        response = self.session.request(method, self.base + path, json=body, headers=headers, timeout=HTTP_TIMEOUT_S)
+        response = self.session.request(
+            method, self.base + path, json=body, headers=headers, timeout=HTTP_TIMEOUT_S
+        )
         return response.status_code, response.json() if response.content else None
 
 

@@ -19,7 +19,9 @@ def audio_files(paths: list[str]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             found += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in audio.SUPPORTED_SUFFIXES
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in audio.SUPPORTED_SUFFIXES
             )
         elif path.exists():
             found.append(path)
@@ -38,7 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--source", default=None, help="Where the files come from.")
         parser.add_argument("--genre", default=None, help="Genre label for every file.")
         parser.add_argument(
-            "--snippet-seconds", type=float, default=audio.DEFAULT_SNIPPET_S,
+            "--snippet-seconds",
+            type=float,
+            default=audio.DEFAULT_SNIPPET_S,
             help=f"Snippet length, {audio.MIN_SNIPPET_S:.0f}-{audio.MAX_SNIPPET_S:.0f} s.",
         )
 
@@ -68,4 +72,3 @@ class Command(BaseCommand):
                 self.stderr.write(f"skipped {outcome['path']}: {outcome['reason']}")
         snippets = sum(len(o["snippet_ids"]) for o in outcomes)
         self.stdout.write(json.dumps({**counts, "snippets": snippets, "files": len(files)}))
-

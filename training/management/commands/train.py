@@ -31,6 +31,7 @@ class Command(BaseCommand):
         run = services.training_run_create(config)
         bar = tqdm(total=config["steps"], desc="train oddnet", unit="step")
         if settings.CELERY_TASK_ALWAYS_EAGER:
+
             def progress(record: dict) -> None:
                 bar.update(int(record["step"]) - bar.n)
                 bar.set_postfix(loss=f"{record['loss']:.3f}")
@@ -43,8 +44,11 @@ class Command(BaseCommand):
             transaction.on_commit(lambda: train_model.delay(run.id))
             version = self._wait(run, bar)
         bar.close()
-        self.stdout.write(json.dumps({"model": version.space, **version.metrics,
-                                      "size_bytes": version.size_bytes}))
+        self.stdout.write(
+            json.dumps(
+                {"model": version.space, **version.metrics, "size_bytes": version.size_bytes}
+            )
+        )
 
     def _wait(self, run: TrainingRun, bar: tqdm) -> ModelVersion:
         """Follow a run on a worker through its database row, the system of record."""
