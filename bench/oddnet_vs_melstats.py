@@ -41,6 +41,7 @@ SNIPPET_SECONDS = 15  # s
 TOTAL_VOTES = 1500  # simulated answers per seed, over all splits
 LISTENERS = 30  # honest simulated listeners
 VOTES_PER_TRIPLET = (3, 5)  # inclusive range of answers per triplet
+PROBE_TRIPLETS = 2000  # noiseless test triplets for the taste probe
 SPLIT = (0.6, 0.2, 0.2)  # share of tracks in train, val, test
 RERUN = "cd /work/main && .venv/bin/python bench/oddnet_vs_melstats.py"
 
@@ -87,7 +88,8 @@ def run(seed: int, logmels: np.ndarray, stats: np.ndarray, tracks: np.ndarray) -
     listeners = [SimulatedListener("honest") for _ in range(LISTENERS)]
     mean_votes = (VOTES_PER_TRIPLET[0] + VOTES_PER_TRIPLET[1]) / 2
     sets = []
-    for share, split in zip(SPLIT, split_tracks(tracks, rng)):
+    splits = split_tracks(tracks, rng)
+    for share, split in zip(SPLIT, splits):
         n = round(share * TOTAL_VOTES / mean_votes)
         triplets = draw_triplets(tracks, split, n, rng)
         counts = rng.integers(VOTES_PER_TRIPLET[0], VOTES_PER_TRIPLET[1] + 1, n)
@@ -122,6 +124,9 @@ def run(seed: int, logmels: np.ndarray, stats: np.ndarray, tracks: np.ndarray) -
     oddnet = majority_scores(model_odd, test_v)
     mel = majority_scores(mel_odd, test_v)
     ceiling, ceiling_votes = human_ceiling(test_v)
+    # Many noiseless test triplets: a low-variance check of how much of the taste was learned.
+    probe = draw_triplets(tracks, splits[2], PROBE_TRIPLETS, np.random.default_rng(seed + 1000))
+    truth = taste.answers(probe)
     return {
         "oddnet_agreement": oddnet.mean(),
         "oddnet_ci_low": bootstrap_ci(oddnet)[0],
@@ -130,6 +135,8 @@ def run(seed: int, logmels: np.ndarray, stats: np.ndarray, tracks: np.ndarray) -
         "melstats_agreement": mel.mean(),
         "oddnet_minus_melstats": oddnet.mean() - mel.mean(),
         "taste_agreement": majority_scores(taste.answers(test_t), test_v).mean(),
+        "oddnet_taste_probe": np.mean(odd_positions(vectors[probe], metric="cosine") == truth),
+        "melstats_taste_probe": np.mean(odd_positions(standard[probe]) == truth),
         "random_agreement": 1 / 3,
         "human_ceiling": ceiling,
         "human_ceiling_votes": ceiling_votes,

@@ -2,11 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation.urls import api_urlpatterns
 from annotation.urls import urlpatterns as annotation_urls
+from embeddings.views import media
 from training.urls import urlpatterns as training_urls
 
 
@@ -24,6 +24,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-if settings.DEBUG or settings.ODDBALL_SERVE_MEDIA:
+if settings.ODDBALL_SERVE_MEDIA:
     # The embedded default serves media itself; deployments let nginx do it.
-    urlpatterns.append(path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}))
+    urlpatterns.append(path("media/<path:path>", media, name="media"))
