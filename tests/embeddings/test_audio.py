@@ -168,13 +168,18 @@ def test_snippet_lengths_outside_10_to_20_seconds_are_refused():
         audio.plan_snippets(tone(60.0, 16_000), 16_000, length_s=5.0)
 
 
-def test_the_browser_copy_is_48khz_ogg_and_keeps_stereo(tmp_path):
+def test_the_browser_copy_is_ogg_at_its_own_rate_and_keeps_stereo(tmp_path):
     audio.encode_browser(music(3.0, 44_100), 44_100, tmp_path / "b.ogg")
     info = audio.probe(tmp_path / "b.ogg")
-    assert (info.format, info.sample_rate, info.channels) == ("OGG", 48_000, 2)
+    assert (info.format, info.sample_rate, info.channels) == ("OGG", 44_100, 2)
     assert info.subtype in {"VORBIS", "OPUS"}
     assert info.duration_s == pytest.approx(3.0, abs=0.05)
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_a_browser_copy_above_48khz_is_resampled_to_48khz(tmp_path):
+    audio.encode_browser(music(1.0, 96_000), 96_000, tmp_path / "hi.ogg")
+    assert audio.probe(tmp_path / "hi.ogg").sample_rate == 48_000
 
 
 def test_the_browser_copy_folds_surround_to_stereo_and_keeps_mono(tmp_path):
