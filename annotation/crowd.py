@@ -127,7 +127,8 @@ class SimulatedListener:
     def listening_times(self, rng: np.random.Generator) -> np.ndarray:
         """Seconds (3,) this listener plays each snippet before answering."""
         if self.kind == "honest":
-            return np.minimum(MIN_HONEST_LISTEN + rng.exponential(4.0, N_POSITIONS), SNIPPET_SECONDS)
+            listened = MIN_HONEST_LISTEN + rng.exponential(4.0, N_POSITIONS)
+            return np.minimum(listened, SNIPPET_SECONDS)
         if self.kind == "random":
             return rng.uniform(1.0, 3.0, N_POSITIONS)
         return rng.uniform(0.2, 1.0, N_POSITIONS)  # fast and always_a: barely a listen
@@ -145,7 +146,7 @@ def simulate_votes(
     t = np.asarray(triplets, dtype=np.int64)
     counts = np.broadcast_to(np.asarray(votes_per_triplet), (len(t),))
     result: list[list[tuple[int, int | None]]] = []
-    for (i, j, k), n in zip(t, counts):
+    for (i, j, k), n in zip(t, counts, strict=True):
         p = taste.probabilities(int(i), int(j), int(k))
         who = rng.choice(len(listeners), size=min(int(n), len(listeners)), replace=False)
         result.append([(int(w), listeners[w].answer(p, rng)) for w in who])

@@ -68,7 +68,7 @@ def majority_scores(model_odd: np.ndarray, votes: Sequence[Sequence[int]]) -> np
     one of k tied top answers, else 0."""
     if len(model_odd) != len(votes):
         raise ValueError("one model answer per voted triplet")
-    return np.array([_tie_share(_counts(v), int(m)) for m, v in zip(model_odd, votes)])
+    return np.array([_tie_share(_counts(v), int(m)) for m, v in zip(model_odd, votes, strict=True)])
 
 
 def vote_scores(model_odd: np.ndarray, votes: Sequence[Sequence[int]]) -> np.ndarray:
@@ -76,7 +76,7 @@ def vote_scores(model_odd: np.ndarray, votes: Sequence[Sequence[int]]) -> np.nda
     Weight by the number of votes (np.average(..., weights=...)) for a per-vote figure."""
     if len(model_odd) != len(votes):
         raise ValueError("one model answer per voted triplet")
-    return np.array([_counts(v)[int(m)] / len(v) for m, v in zip(model_odd, votes)])
+    return np.array([_counts(v)[int(m)] / len(v) for m, v in zip(model_odd, votes, strict=True)])
 
 
 def bootstrap_ci(

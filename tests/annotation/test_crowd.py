@@ -12,7 +12,7 @@ def test_probabilities_sum_to_one_and_favour_the_taste_answer() -> None:
     taste = _taste()
     taste.calibrate()
     triplets = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
-    for row, answer in zip(triplets, taste.answers(triplets)):
+    for row, answer in zip(triplets, taste.answers(triplets), strict=True):
         p = taste.probabilities(*row)
         assert np.isclose(p.sum(), 1.0)
         assert p.argmax() == answer
@@ -26,7 +26,7 @@ def test_a_calibrated_honest_crowd_agrees_with_the_taste_about_80_percent() -> N
     listeners = [SimulatedListener("honest", cant_tell=0.0) for _ in range(30)]
     votes = simulate_votes(taste, triplets, listeners, 3, rng)
     truth = taste.answers(triplets)
-    agreement = np.mean([a == t for v, t in zip(votes, truth) for _, a in v])
+    agreement = np.mean([a == t for v, t in zip(votes, truth, strict=True) for _, a in v])
     assert abs(agreement - 0.8) < 0.03
 
 
@@ -35,7 +35,8 @@ def test_the_same_seeds_give_the_same_votes() -> None:
         taste = _taste(seed=3)
         taste.calibrate(rng=np.random.default_rng(1))
         listeners = [SimulatedListener("honest") for _ in range(5)]
-        return simulate_votes(taste, np.array([[0, 1, 2]] * 20), listeners, 3, np.random.default_rng(2))
+        triplets = np.array([[0, 1, 2]] * 20)
+        return simulate_votes(taste, triplets, listeners, 3, np.random.default_rng(2))
 
     assert run() == run()
     assert _taste(seed=3).points.tolist() != _taste(seed=4).points.tolist()

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from embeddings.extractors import mel_stats
 from training.nets import (
     MAX_PARAM_BYTES,
     N_MELS,
@@ -58,3 +59,9 @@ def test_a_traced_model_still_works_for_another_length() -> None:
         traced = torch.jit.trace(model, torch.randn(1, N_MELS, 100))
         x = torch.randn(1, N_MELS, 173)
         assert torch.allclose(traced(x), model(x), atol=1e-5)
+
+
+def test_log_mel_matches_the_mel_stats_extractor() -> None:
+    wave = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1
+    ours = log_mel(torch.from_numpy(np.stack([wave, wave])))
+    np.testing.assert_allclose(ours[1].numpy(), mel_stats.log_mel(wave), atol=1e-4)

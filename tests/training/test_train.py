@@ -79,8 +79,9 @@ def test_a_checkpointed_run_resumes_at_its_step_and_ends_where_an_unbroken_run_e
     resumed = train(config(path), data, SMALL_NET, progress=lambda r: steps_seen.append(r["step"]))
     assert steps_seen == [3, 4, 5, 6]
     assert resumed.step == 6
-    for a, b in zip(unbroken.model.state_dict().values(), resumed.model.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    expected, got = unbroken.model.state_dict(), resumed.model.state_dict()
+    for name, value in expected.items():
+        assert torch.allclose(value.float(), got[name].float(), atol=1e-6), name
     saved = torch.load(path, weights_only=False)
     assert {"model", "optimizer", "config", "net_config", "step", "metrics"} <= saved.keys()
     assert saved["step"] == 6
