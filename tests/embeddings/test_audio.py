@@ -223,3 +223,22 @@ def test_a_real_ogg_from_the_shared_corpus_decodes_as_its_manifest_says():
     assert wave.shape[0] == int(row["channels"])
     assert wave.shape[1] / sr == pytest.approx(float(row["duration_s"]), abs=0.05)
     assert -40.0 < audio.loudness_lufs(wave, sr) < 0.0
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fmt", "subtype", "sr"),
+    [
+        (".opus", "OGG", "OPUS", 48_000),
+        (".mp3", "MP3", "MPEG_LAYER_III", 44_100),
+        (".flac", "FLAC", "PCM_16", 44_100),
+        (".wav", "WAV", "PCM_16", 22_050),
+        (".ogg", "OGG", "VORBIS", 32_000),
+    ],
+)
+def test_every_supported_format_decodes(tmp_path, suffix, fmt, subtype, sr):
+    path = tmp_path / f"clip{suffix}"
+    sf.write(path, music(3.0, sr).T, sr, format=fmt, subtype=subtype)
+    x, rate = audio.decode(path)
+    assert rate == sr
+    assert x.shape[0] == 2
+    assert x.shape[1] / sr == pytest.approx(3.0, abs=0.1)
