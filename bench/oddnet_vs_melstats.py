@@ -10,7 +10,7 @@ ceiling. Beside the 75-odd voted test triplets (a bootstrap interval about ±0.1
 triplets: the low-variance view of how much of the taste was learned.
 Prints one JSON object per line: {"name", "value", "unit"}.
 
-Rerun: cd /work/main && .venv/bin/python bench/oddnet_vs_melstats.py [--seeds 0 1 2]
+Rerun from the repo root: .venv/bin/python bench/oddnet_vs_melstats.py [--seeds 0 1 2]
 """
 
 import argparse
@@ -44,7 +44,7 @@ LISTENERS = 30  # honest simulated listeners
 VOTES_PER_TRIPLET = (3, 5)  # inclusive range of answers per triplet
 PROBE_TRIPLETS = 2000  # noiseless test triplets for the taste probe
 SPLIT = (0.6, 0.2, 0.2)  # share of tracks in train, val, test
-RERUN = "cd /work/main && .venv/bin/python bench/oddnet_vs_melstats.py"
+RERUN = ".venv/bin/python bench/oddnet_vs_melstats.py"
 
 
 def emit(name: str, value: float, unit: str) -> None:
