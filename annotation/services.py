@@ -16,7 +16,7 @@ from embeddings.models import Snippet, Split, Track
 
 POSITIONS = "ABC"  # what listeners see
 # Serving an assignment shows its three snippets: fetch them in the same query.
-TRIPLET_SNIPPETS = ("triplet__snippet_a", "triplet__snippet_b", "triplet__snippet_c")
+SNIPPET_FIELDS = ("snippet_a", "snippet_b", "snippet_c")
 
 
 class AnnotationError(Exception):
@@ -125,7 +125,7 @@ def assignment_next(listener: Listener) -> Assignment | None:
     now = timezone.now()
     open_one = (
         Assignment.objects.filter(listener=listener, answered_at__isnull=True, expires_at__gt=now)
-        .select_related(*TRIPLET_SNIPPETS)
+        .select_related(*(f"triplet__{f}" for f in SNIPPET_FIELDS))
         .order_by("-created_at")
         .first()
     )
@@ -136,7 +136,7 @@ def assignment_next(listener: Listener) -> Assignment | None:
             Triplet.objects.filter(active=True)
             .exclude(assignments__listener=listener)
             .order_by("votes", "served", "id")
-            .select_related(*(f.split("__", 1)[1] for f in TRIPLET_SNIPPETS))
+            .select_related(*SNIPPET_FIELDS)
             .select_for_update(skip_locked=True, of=("self",))
         )
         triplet = candidates.first()

@@ -26,11 +26,13 @@ def snippet_log_mels(seconds: float = DEFAULT_SNIPPET_S) -> dict[int, np.ndarray
 
 def dashboard_rows() -> list[dict]:
     """The newest evaluation of each model version (and of mel-stats alone), oldest first."""
-    rows = []
-    for version in ModelVersion.objects.order_by("created_at"):
-        evaluation = Evaluation.objects.filter(model_version=version).first()
-        rows.append({"version": version, "evaluation": evaluation})
-    return rows
+    newest: dict[int, Evaluation] = {}
+    for evaluation in Evaluation.objects.filter(model_version__isnull=False).order_by("created_at"):
+        newest[evaluation.model_version_id] = evaluation
+    return [
+        {"version": version, "evaluation": newest.get(version.id)}
+        for version in ModelVersion.objects.order_by("created_at")
+    ]
 
 
 def training_runs_recent(limit: int = 10) -> list[TrainingRun]:

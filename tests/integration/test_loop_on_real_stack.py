@@ -22,7 +22,6 @@ from training.models import Evaluation, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 REPO = Path(__file__).resolve().parents[2]
-WORKER_WAIT_S = 60
 
 
 @pytest.fixture
