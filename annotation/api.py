@@ -1,4 +1,5 @@
-"""The listening API under /api/v1/: create a listener, get the next triplet, answer it."""
+"""The listening API under /api/v1/: create a listener, get the next triplet, answer it,
+skip it, report a snippet. The listening page is a client of this API like any other."""
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -9,10 +10,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation import selectors
 from annotation import serializers as s
 from annotation.models import Assignment, Listener
-from annotation.selectors import assignment_snippets
-from annotation.services import AnnotationError, assignment_next, judgment_submit, listener_create
+from annotation.services import (
+    AnnotationError,
+    Answer,
+    assignment_next,
+    assignment_skip,
+    judgment_submit,
+    listener_create,
+    snippet_report,
+)
 
 
 def _listener(request: Request) -> Listener:
@@ -30,6 +39,7 @@ def assignment_payload(request: HttpRequest, assignment: Assignment) -> dict:
         "assignment": assignment.id,
         "expires_at": assignment.expires_at,
         "min_listen_s": settings.ODDBALL_MIN_LISTEN_S,
+        "practice": assignment.practice,
         "snippets": [
             {
                 "position": position,
@@ -37,7 +47,7 @@ def assignment_payload(request: HttpRequest, assignment: Assignment) -> dict:
                 "url": request.build_absolute_uri(snippet.audio.url),
                 "duration_s": snippet.duration_s,
             }
-            for position, snippet in assignment_snippets(assignment)
+            for position, snippet in selectors.assignment_snippets(assignment)
         ],
     }
 
@@ -55,13 +65,50 @@ class ListenerCreateApi(APIView):
         return Response(out.data, status=status.HTTP_201_CREATED)
 
 
-class AssignmentNextApi(APIView):
-    @extend_schema(responses={200: s.AssignmentOut, 204: None})
+class MeApi(APIView):
+    @extend_schema(responses={200: s.MeOut})
     def get(self, request: Request) -> Response:
-        assignment = assignment_next(_listener(request))
+        listener = _listener(request)
+        summary = selectors.listener_summary(listener, recent=0)
+        out = {
+            "pseudonym": listener.pseudonym,
+            "answered": summary.answered,
+            "practice_left": selectors.practice_left(listener),
+            "finished": summary.finished,
+            "agreed": summary.agreed,
+        }
+        return Response(s.MeOut(out).data)
+
+
+class AssignmentNextApi(APIView):
+    @extend_schema(parameters=[s.AssignmentNextIn], responses={200: s.AssignmentOut, 204: None})
+    def get(self, request: Request) -> Response:
+        listener = _listener(request)
+        query = s.AssignmentNextIn(
+            data={
+                "practice": request.query_params.get("practice", "false"),
+                "after": request.query_params.getlist("after"),
+            }
+        )
+        query.is_valid(raise_exception=True)
+        v = query.validated_data
+        assignment = assignment_next(listener, practice=v["practice"], exclude=v["after"])
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.AssignmentOut(assignment_payload(request, assignment)).data)
+
+
+class AssignmentSkipApi(APIView):
+    @extend_schema(request=s.SkipIn, responses={200: s.SkipOut})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        listener = _listener(request)
+        data = s.SkipIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            assignment = assignment_skip(listener, assignment_id, data.validated_data["reason"])
+        except AnnotationError as e:
+            return _error(e)
+        return Response(s.SkipOut({"assignment": assignment.id, "skipped": True}).data)
 
 
 class JudgmentCreateApi(APIView):
@@ -71,11 +118,39 @@ class JudgmentCreateApi(APIView):
         data = s.JudgmentIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        answer = Answer(
+            assignment_id=v["assignment"],
+            answer=v["answer"],
+            response_ms=v["response_ms"],
+            listen_ms=v["listen_ms"],
+            plays=v["plays"],
+            seeks=v["seeks"],
+            viewport=v["viewport"],
+            language=v["language"],
+            waited_ms=v["waited_ms"],
+        )
         try:
-            result = judgment_submit(
-                listener, v["assignment"], v["answer"], v["response_ms"], v["listen_ms"]
-            )
+            result = judgment_submit(listener, answer)
         except AnnotationError as e:
             return _error(e)
-        out = s.JudgmentOut({"judgment": result.judgment.id, "created": result.created})
-        return Response(out.data, status=201 if result.created else 200)
+        out = {
+            "judgment": result.judgment.id,
+            "created": result.created,
+            "answered": selectors.answers_given(listener),
+            **selectors.judgment_feedback(result.judgment),
+        }
+        return Response(s.JudgmentOut(out).data, status=201 if result.created else 200)
+
+
+class ReportCreateApi(APIView):
+    @extend_schema(request=s.ReportIn, responses={201: s.ReportOut})
+    def post(self, request: Request) -> Response:
+        listener = _listener(request)
+        data = s.ReportIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        try:
+            report = snippet_report(listener, v["snippet"], v["reason"], v["note"])
+        except AnnotationError as e:
+            return _error(e)
+        return Response(s.ReportOut({"report": report.id}).data, status=status.HTTP_201_CREATED)

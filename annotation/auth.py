@@ -3,13 +3,14 @@
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from annotation.models import Listener
 
 COOKIE = "oddball_listener"
+COOKIE_AGE_S = 365 * 24 * 3600
 
 
 def listener_from_cookie(request: HttpRequest) -> Listener | None:
@@ -17,11 +18,19 @@ def listener_from_cookie(request: HttpRequest) -> Listener | None:
     return Listener.objects.filter(token=token).first() if token else None
 
 
-class ListenerTokenAuthentication(BaseAuthentication):
-    """DRF authentication that puts the Listener in `request.auth`.
+def listener_cookie_set(response: object, request: HttpRequest, listener: Listener) -> None:
+    response.set_cookie(
+        COOKIE,
+        listener.token,
+        max_age=COOKIE_AGE_S,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
 
-    Header only, never the cookie: a cookie would make the API open to cross-site posts.
-    """
+
+class ListenerTokenAuthentication(BaseAuthentication):
+    """DRF authentication that puts the Listener in `request.auth`, from the header."""
 
     keyword = "Listener"
 
@@ -36,3 +45,16 @@ class ListenerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class ListenerCookieAuthentication(SessionAuthentication):
+    """The listening page's own calls: the listener cookie, with Django's CSRF check, so
+    another site cannot post answers in a listener's name. The token stays in an
+    HttpOnly cookie, out of reach of page scripts."""
+
+    def authenticate(self, request: Request) -> tuple[object, Listener] | None:
+        listener = listener_from_cookie(request._request)
+        if listener is None:
+            return None
+        self.enforce_csrf(request)
+        return AnonymousUser(), listener

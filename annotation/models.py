@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from embeddings.models import Snippet, Split
 
@@ -58,10 +59,18 @@ class Assignment(models.Model):
 
     triplet = models.ForeignKey(Triplet, on_delete=models.PROTECT, related_name="assignments")
     listener = models.ForeignKey(Listener, on_delete=models.PROTECT, related_name="assignments")
+
+    class SkipReason(models.TextChoices):
+        LOAD_FAILED = "load-failed"
+        OTHER = "other"
+
     order = models.CharField(max_length=3)
+    practice = models.BooleanField(default=False, help_text="Part of the practice round.")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
+    skipped_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["listener", "answered_at"], name="assignment_open")]
@@ -84,11 +93,50 @@ class Judgment(models.Model):
     odd_slot = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Slot (0-2) chosen as the odd one; null = can't tell."
     )
+
+    class Viewport(models.TextChoices):
+        PHONE = "phone"
+        DESKTOP = "desktop"
+
     response_ms = models.PositiveIntegerField(help_text="From first play to answer.")
     listen_ms = models.JSONField(help_text="Listening time per slot [a, b, c], ms.")
+    # What the listening page records besides the answer; null or blank for API clients
+    # that do not send it. Nothing else about the person is kept.
+    plays = models.JSONField(null=True, blank=True, help_text="Plays per slot [a, b, c].")
+    seeks = models.JSONField(null=True, blank=True, help_text="Seeks per slot [a, b, c].")
+    viewport = models.CharField(max_length=10, choices=Viewport.choices, blank=True)
+    language = models.CharField(max_length=16, blank=True, help_text="Interface language.")
+    practice = models.BooleanField(
+        default=False, help_text="A practice-round answer: kept, never a vote or an export row."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
     weight = models.FloatField(default=1.0, help_text="Weight used in training.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["triplet", "status"], name="judgment_triplet")]
+
+
+class SnippetReport(models.Model):
+    """A listener's report that a snippet is broken, silent, offensive or otherwise wrong.
+    One per listener, snippet and reason; curators resolve them."""
+
+    class Reason(models.TextChoices):
+        SILENT = "silent", _("It is silent")
+        BROKEN = "broken", _("It is broken or distorted")
+        OFFENSIVE = "offensive", _("It is offensive")
+        OTHER = "other", _("Something else")
+
+    snippet = models.ForeignKey(Snippet, on_delete=models.PROTECT, related_name="reports")
+    listener = models.ForeignKey(Listener, on_delete=models.PROTECT, related_name="reports")
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["snippet", "listener", "reason"], name="report_once_per_reason"
+            )
+        ]

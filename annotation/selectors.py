@@ -1,9 +1,18 @@
 """Reads for the annotation app."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from annotation.models import SLOTS, Assignment, Judgment, Triplet
+from django.conf import settings
+from django.db.models import Count
+
+from annotation.models import SLOTS, Assignment, Judgment, Listener, Triplet
+from embeddings.models import Snippet
+
+PRACTICE_ROUND = 3  # gold triplets with feedback before the real ones
+POSITIONS = "ABC"
 
 
 def triplet_votes(
@@ -14,7 +23,7 @@ def triplet_votes(
     "Can't tell" answers carry no vote and are left out.
     """
     judgments = Judgment.objects.filter(
-        status=Judgment.Status.ACCEPTED, odd_slot__isnull=False, triplet__kind=kind
+        status=Judgment.Status.ACCEPTED, practice=False, odd_slot__isnull=False, triplet__kind=kind
     )
     if split:
         judgments = judgments.filter(triplet__split=split)
@@ -96,7 +105,8 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
         "weight",
         "created_at",
     ]
-    rows = Judgment.objects.order_by("id").values_list(*fields).iterator(chunk_size=chunk)
+    judgments = Judgment.objects.filter(practice=False).order_by("id")
+    rows = judgments.values_list(*fields).iterator(chunk_size=chunk)
     for row in rows:
         head = row[:17]
         odd, pseudonym, response_ms, listen_ms, status, weight, created = row[17:]
@@ -112,3 +122,123 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
             weight,
             created.isoformat(),
         )
+
+
+def _votes(judgments: object) -> object:
+    return judgments.filter(practice=False, status=Judgment.Status.ACCEPTED)
+
+
+def listener_family(listener: Listener) -> list[int]:
+    """The ids of every listener that is the same person: all of a signed-in user's devices."""
+    if listener.user_id is None:
+        return [listener.id]
+    return list(Listener.objects.filter(user_id=listener.user_id).values_list("id", flat=True))
+
+
+def answers_given(listener: Listener) -> int:
+    """Answers given outside the practice round, across the person's devices."""
+    family = listener_family(listener)
+    return Judgment.objects.filter(listener_id__in=family, practice=False).count()
+
+
+def practice_left(listener: Listener) -> int:
+    done = Judgment.objects.filter(listener_id__in=listener_family(listener), practice=True)
+    return max(0, PRACTICE_ROUND - done.count())
+
+
+def _others_votes(triplet_ids: list[int], family: list[int]) -> dict[int, Counter]:
+    rows = (
+        _votes(Judgment.objects.filter(triplet_id__in=triplet_ids))
+        .exclude(listener_id__in=family)
+        .values_list("triplet_id", "odd_slot")
+        .annotate(n=Count("id"))
+    )
+    out: dict[int, Counter] = defaultdict(Counter)
+    for triplet_id, odd_slot, n in rows:
+        out[triplet_id][odd_slot] += n
+    return out
+
+
+def judgment_feedback(judgment: Judgment) -> dict:
+    """What the page may tell a listener right after they answered.
+
+    Others' answers on the triplet, by the positions this listener saw, once at least
+    ODDBALL_FINISHED_VOTES others have answered (before that a count would mislead); and,
+    in the practice round only, which snippet was the odd one.
+    """
+    order = judgment.assignment.order
+    position_of = {SLOTS.index(order[i]): POSITIONS[i] for i in range(3)}
+    votes = _others_votes([judgment.triplet_id], listener_family(judgment.listener))
+    counts = votes.get(judgment.triplet_id, Counter())
+    others = None
+    if sum(counts.values()) >= settings.ODDBALL_FINISHED_VOTES:
+        others = {position_of[slot]: counts.get(slot, 0) for slot in range(3)}
+        others["none"] = counts.get(None, 0)
+    practice_answer = None
+    if judgment.practice and judgment.triplet.gold_odd is not None:  # a query, practice only
+        practice_answer = position_of[judgment.triplet.gold_odd]
+    return {"others": others, "practice_answer": practice_answer}
+
+
+@dataclass
+class HistoryRow:
+    when: datetime
+    picked: str  # title of the track picked as odd, or "" for can't tell
+    titles: list[str]
+    others: int  # others who answered the triplet
+    agreeing: int  # of them, how many picked the same snippet
+
+
+@dataclass
+class ListenerSummary:
+    answered: int
+    finished: int  # answered triplets with enough answers from others to compare
+    agreed: int  # of those, where this listener picked what most others picked
+    recent: list[HistoryRow] = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.finished if self.finished else None
+
+
+def listener_summary(listener: Listener, recent: int = 20) -> ListenerSummary:
+    """How a listener's answers compare with everyone else's, for the history page."""
+    family = listener_family(listener)
+    mine = list(
+        Judgment.objects.filter(listener_id__in=family, practice=False)
+        .order_by("-created_at")
+        .values_list("triplet_id", "odd_slot", "created_at")
+    )
+    others = _others_votes([t for t, _, _ in mine], family)
+    finished = agreed = 0
+    for triplet_id, odd_slot, _ in mine:
+        counts = others.get(triplet_id, Counter())
+        if odd_slot is None or sum(counts.values()) < settings.ODDBALL_FINISHED_VOTES:
+            continue
+        finished += 1
+        top = max(counts.values())
+        agreed += counts.get(odd_slot, 0) == top
+    summary = ListenerSummary(answered=len(mine), finished=finished, agreed=agreed)
+    shown = mine[:recent]
+    triplets = Triplet.objects.in_bulk([t for t, _, _ in shown])
+    titles = _snippet_titles(triplets.values())
+    for triplet_id, odd_slot, when in shown:
+        triplet = triplets[triplet_id]
+        names = [titles[s] for s in triplet.snippet_ids()]
+        counts = others.get(triplet_id, Counter())
+        summary.recent.append(
+            HistoryRow(
+                when=when,
+                picked="" if odd_slot is None else names[odd_slot],
+                titles=names,
+                others=sum(counts.values()),
+                agreeing=counts.get(odd_slot, 0),
+            )
+        )
+    return summary
+
+
+def _snippet_titles(triplets: object) -> dict[int, str]:
+    ids = {s for t in triplets for s in t.snippet_ids()}
+    rows = Snippet.objects.filter(id__in=ids).values_list("id", "track__title")
+    return dict(rows)

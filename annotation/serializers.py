@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from annotation.models import Assignment, Judgment, SnippetReport
+
 
 class ListenerIn(serializers.Serializer):
     consent = serializers.BooleanField()
@@ -23,20 +25,74 @@ class AssignmentOut(serializers.Serializer):
     assignment = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
     min_listen_s = serializers.FloatField()
+    practice = serializers.BooleanField()
     snippets = SnippetOut(many=True)
+
+
+class AssignmentNextIn(serializers.Serializer):
+    practice = serializers.BooleanField(default=False)
+    after = serializers.ListField(child=serializers.IntegerField(min_value=1), default=list)
+
+
+class SkipIn(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=Assignment.SkipReason.values)
+
+
+class SkipOut(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    skipped = serializers.BooleanField()
+
+
+def _per_position(**kwargs: object) -> serializers.ListField:
+    return serializers.ListField(min_length=3, max_length=3, **kwargs)
 
 
 class JudgmentIn(serializers.Serializer):
     assignment = serializers.IntegerField()
     answer = serializers.ChoiceField(choices=["A", "B", "C", "none"])
     response_ms = serializers.IntegerField(min_value=0, max_value=24 * 3600 * 1000)
-    listen_ms = serializers.ListField(
-        child=serializers.IntegerField(min_value=0, max_value=3600 * 1000),
-        min_length=3,
-        max_length=3,
+    listen_ms = _per_position(child=serializers.IntegerField(min_value=0, max_value=3600 * 1000))
+    plays = _per_position(
+        child=serializers.IntegerField(min_value=0, max_value=10_000), default=None
     )
+    seeks = _per_position(
+        child=serializers.IntegerField(min_value=0, max_value=10_000), default=None
+    )
+    viewport = serializers.ChoiceField(choices=Judgment.Viewport.values, default="")
+    language = serializers.RegexField(
+        r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", max_length=16, default=""
+    )
+    waited_ms = serializers.IntegerField(min_value=0, default=0)
+
+
+class OthersOut(serializers.Serializer):
+    A = serializers.IntegerField()
+    B = serializers.IntegerField()
+    C = serializers.IntegerField()
+    none = serializers.IntegerField()
 
 
 class JudgmentOut(serializers.Serializer):
     judgment = serializers.IntegerField()
     created = serializers.BooleanField()
+    answered = serializers.IntegerField(help_text="Answers given, practice round aside.")
+    others = OthersOut(allow_null=True, help_text="Others' answers by your positions, if enough.")
+    practice_answer = serializers.CharField(allow_null=True, help_text="Practice round only.")
+
+
+class ReportIn(serializers.Serializer):
+    snippet = serializers.IntegerField()
+    reason = serializers.ChoiceField(choices=SnippetReport.Reason.values)
+    note = serializers.CharField(max_length=500, allow_blank=True, default="")
+
+
+class ReportOut(serializers.Serializer):
+    report = serializers.IntegerField()
+
+
+class MeOut(serializers.Serializer):
+    pseudonym = serializers.CharField()
+    answered = serializers.IntegerField()
+    practice_left = serializers.IntegerField()
+    finished = serializers.IntegerField()
+    agreed = serializers.IntegerField()

@@ -3,15 +3,18 @@
 import random
 import secrets
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from annotation.models import SLOTS, Assignment, Judgment, Listener, Triplet
+from annotation.models import SLOTS, Assignment, Judgment, Listener, SnippetReport, Triplet
 from embeddings.models import Snippet, Split, Track
 
 POSITIONS = "ABC"  # what listeners see
@@ -114,9 +117,15 @@ def listener_create(consent: bool, user: object | None = None) -> Listener:
     )
 
 
-def assignment_next(listener: Listener) -> Assignment | None:
+def assignment_next(
+    listener: Listener, practice: bool = False, exclude: Iterable[int] = ()
+) -> Assignment | None:
     """The listener's open assignment, or a new one for the least-voted triplet they have not
     seen. None when nothing is left for them.
+
+    `exclude` names assignments the caller already holds, so the listening page can fetch
+    the next triplet while the current one is being answered. `practice` serves gold
+    triplets for the practice round instead; their answers never count as votes.
 
     Runs in its own transaction. On PostgreSQL the chosen triplet row is locked with
     SKIP LOCKED, so concurrent listeners are handed different triplets instead of queueing
@@ -124,30 +133,85 @@ def assignment_next(listener: Listener) -> Assignment | None:
     """
     now = timezone.now()
     open_one = (
-        Assignment.objects.filter(listener=listener, answered_at__isnull=True, expires_at__gt=now)
+        Assignment.objects.filter(
+            listener=listener,
+            practice=practice,
+            answered_at__isnull=True,
+            skipped_at__isnull=True,
+            expires_at__gt=now,
+        )
+        .exclude(id__in=list(exclude))
         .select_related(*(f"triplet__{f}" for f in SNIPPET_FIELDS))
-        .order_by("-created_at")
+        .order_by("created_at")
         .first()
     )
     if open_one:
         return open_one
     with transaction.atomic():
-        candidates = (
-            Triplet.objects.filter(active=True)
-            .exclude(assignments__listener=listener)
-            .order_by("votes", "served", "id")
+        candidates = Triplet.objects.filter(active=True).exclude(assignments__listener=listener)
+        if practice:
+            candidates = candidates.filter(kind=Triplet.Kind.GOLD)
+        triplet = (
+            candidates.order_by("votes", "served", "id")
             .select_related(*SNIPPET_FIELDS)
             .select_for_update(skip_locked=True, of=("self",))
+            .first()
         )
-        triplet = candidates.first()
         if triplet is None:
             return None
         Triplet.objects.filter(id=triplet.id).update(served=F("served") + 1)
         order = "".join(random.sample(SLOTS, 3))
         ttl = timedelta(seconds=settings.ODDBALL_ASSIGNMENT_TTL_S)
         return Assignment.objects.create(
-            triplet=triplet, listener=listener, order=order, expires_at=now + ttl
+            triplet=triplet, listener=listener, order=order, practice=practice, expires_at=now + ttl
         )
+
+
+def assignment_skip(listener: Listener, assignment_id: int, reason: str) -> Assignment:
+    """Give an assignment back unanswered, e.g. when its audio would not load.
+
+    The triplet returns to the pool for other listeners (its `served` count is taken back);
+    this listener is not asked it again. Idempotent; an answered assignment cannot be
+    skipped (409). Holds a row lock on the assignment for its transaction.
+    """
+    if reason not in Assignment.SkipReason.values:
+        raise AnnotationError(f"reason must be one of {', '.join(Assignment.SkipReason.values)}")
+    with transaction.atomic():
+        assignment = Assignment.objects.select_for_update().filter(id=assignment_id).first()
+        if assignment is None or assignment.listener_id != listener.id:
+            raise AnnotationError("This assignment is not yours.", status=403)
+        if assignment.answered_at is not None:
+            raise AnnotationError("This assignment is already answered.", status=409)
+        if assignment.skipped_at is None:
+            assignment.skipped_at = timezone.now()
+            assignment.skip_reason = reason
+            assignment.save(update_fields=["skipped_at", "skip_reason"])
+            Triplet.objects.filter(id=assignment.triplet_id).update(
+                served=Greatest(F("served") - 1, 0)
+            )
+    return assignment
+
+
+@dataclass
+class Answer:
+    """One answer as the listening page or an API client sends it, by displayed position.
+
+    `waited_ms` is how long the answer sat in the client's outbox while offline: an answer
+    given in time but delivered late is still accepted, up to MAX_WAIT_MS.
+    """
+
+    assignment_id: int
+    answer: str  # "A", "B", "C" or "none"
+    response_ms: int
+    listen_ms: list[int]
+    plays: list[int] | None = None
+    seeks: list[int] | None = None
+    viewport: str = ""
+    language: str = ""
+    waited_ms: int = 0
+
+
+MAX_WAIT_MS = 24 * 3600 * 1000
 
 
 @dataclass
@@ -156,50 +220,127 @@ class SubmitResult:
     created: bool
 
 
-def judgment_submit(
-    listener: Listener,
-    assignment_id: int,
-    answer: str,
-    response_ms: int,
-    listen_ms: list[int],
-) -> SubmitResult:
-    """Record the listener's answer ("A", "B", "C" or "none") to one assignment.
+def _per_position(name: str, values: list[int] | None) -> list[int] | None:
+    if values is None:
+        return None
+    if len(values) != 3 or any(int(v) < 0 for v in values):
+        raise AnnotationError(f"{name} needs three non-negative numbers")
+    return [int(v) for v in values]
+
+
+def judgment_submit(listener: Listener, answer: Answer) -> SubmitResult:
+    """Record the listener's answer to one assignment.
 
     Idempotent: a repeated submit returns the stored judgment (created=False). Another
-    listener's assignment is refused (403) and an expired one too (410). Holds a row lock
+    listener's assignment is refused (403), a skipped one too (409), and an expired one
+    (410) unless the answer waited in the client's outbox past the expiry. Holds a row lock
     on the assignment for the length of its transaction.
     """
-    if answer not in {*POSITIONS, "none"}:
+    if answer.answer not in {*POSITIONS, "none"}:
         raise AnnotationError("answer must be one of A, B, C or none")
-    if len(listen_ms) != 3 or any(int(ms) < 0 for ms in listen_ms) or response_ms < 0:
-        raise AnnotationError("listen_ms needs three non-negative numbers")
+    if answer.response_ms < 0 or answer.waited_ms < 0:
+        raise AnnotationError("response_ms and waited_ms must not be negative")
+    if answer.viewport not in {"", *Judgment.Viewport.values}:
+        raise AnnotationError("viewport must be phone or desktop")
+    listen_ms = _per_position("listen_ms", answer.listen_ms)
+    plays = _per_position("plays", answer.plays)
+    seeks = _per_position("seeks", answer.seeks)
     with transaction.atomic():
-        assignment = Assignment.objects.select_for_update().filter(id=assignment_id).first()
+        assignment = Assignment.objects.select_for_update().filter(id=answer.assignment_id).first()
         if assignment is None or assignment.listener_id != listener.id:
             raise AnnotationError("This assignment is not yours.", status=403)
         existing = Judgment.objects.filter(assignment=assignment).first()
         if existing:
             return SubmitResult(existing, created=False)
-        if assignment.expires_at <= timezone.now():
+        if assignment.skipped_at is not None:
+            raise AnnotationError("This assignment was skipped.", status=409)
+        grace = timedelta(milliseconds=min(answer.waited_ms, MAX_WAIT_MS))
+        if assignment.expires_at + grace <= timezone.now():
             raise AnnotationError("This assignment has expired; ask for a new one.", status=410)
-        # Listeners answer and report times by displayed position; store by triplet slot.
-        slot_of = {POSITIONS[i]: SLOTS.index(assignment.order[i]) for i in range(3)}
-        by_slot = [0, 0, 0]
-        for i, ms in enumerate(listen_ms):
-            by_slot[slot_of[POSITIONS[i]]] = int(ms)
+        # Listeners answer and report by displayed position; store by triplet slot.
+        slot_of = [SLOTS.index(assignment.order[i]) for i in range(3)]
+
+        def by_slot(values: list[int] | None) -> list[int] | None:
+            if values is None:
+                return None
+            out = [0, 0, 0]
+            for i, v in enumerate(values):
+                out[slot_of[i]] = v
+            return out
+
         try:
             with transaction.atomic():
                 judgment = Judgment.objects.create(
                     assignment=assignment,
                     triplet_id=assignment.triplet_id,
                     listener=listener,
-                    odd_slot=None if answer == "none" else slot_of[answer],
-                    response_ms=int(response_ms),
-                    listen_ms=by_slot,
+                    odd_slot=None
+                    if answer.answer == "none"
+                    else slot_of[POSITIONS.index(answer.answer)],
+                    response_ms=int(answer.response_ms),
+                    listen_ms=by_slot(listen_ms),
+                    plays=by_slot(plays),
+                    seeks=by_slot(seeks),
+                    viewport=answer.viewport,
+                    language=answer.language[:16],
+                    practice=assignment.practice,
                 )
         except IntegrityError:
             return SubmitResult(Judgment.objects.get(assignment=assignment), created=False)
         assignment.answered_at = timezone.now()
         assignment.save(update_fields=["answered_at"])
-        Triplet.objects.filter(id=assignment.triplet_id).update(votes=F("votes") + 1)
+        if not assignment.practice:
+            Triplet.objects.filter(id=assignment.triplet_id).update(votes=F("votes") + 1)
     return SubmitResult(judgment, created=True)
+
+
+def snippet_report(
+    listener: Listener, snippet_id: int, reason: str, note: str = ""
+) -> SnippetReport:
+    """File a listener's report on a snippet they were served. Idempotent per reason."""
+    if reason not in SnippetReport.Reason.values:
+        raise AnnotationError(f"reason must be one of {', '.join(SnippetReport.Reason.values)}")
+    served = Assignment.objects.filter(listener=listener).filter(
+        Q(triplet__snippet_a_id=snippet_id)
+        | Q(triplet__snippet_b_id=snippet_id)
+        | Q(triplet__snippet_c_id=snippet_id)
+    )
+    if not served.exists():
+        raise AnnotationError("You can only report snippets you were played.", status=403)
+    report, _ = SnippetReport.objects.get_or_create(
+        snippet_id=snippet_id, listener=listener, reason=reason, defaults={"note": note[:500]}
+    )
+    return report
+
+
+def listener_claim(listener: Listener | None, user: AbstractBaseUser) -> Listener | None:
+    """The listener a signed-in user listens as from now on, keeping every answer given;
+    None when the user has none yet and the device brings none (consent comes first).
+
+    A user's first listener is their own. When a device brings another listener with
+    answers, its assignments move to the user's listener, except triplets both have
+    answered: those stay where they are, and that listener is linked to the user too, so
+    nothing is lost and no triplet gets two votes from one person.
+    """
+    own = Listener.objects.filter(user=user).order_by("created_at", "id").first()
+    if listener is None or listener == own:
+        return own
+    if listener.user_id not in (None, user.pk):
+        # Another account's listener on a shared device: leave it alone.
+        return own
+    with transaction.atomic():
+        if own is None:
+            listener.user = user
+            listener.save(update_fields=["user"])
+            return listener
+        taken = Assignment.objects.filter(listener=own).values("triplet_id")
+        moving = Assignment.objects.filter(listener=listener).exclude(triplet_id__in=taken)
+        ids = list(moving.values_list("id", flat=True))
+        Judgment.objects.filter(assignment_id__in=ids).update(listener=own)
+        SnippetReport.objects.filter(listener=listener).exclude(
+            snippet_id__in=SnippetReport.objects.filter(listener=own).values("snippet_id")
+        ).update(listener=own)
+        Assignment.objects.filter(id__in=ids).update(listener=own)
+        listener.user = user
+        listener.save(update_fields=["user"])
+    return own

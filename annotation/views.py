@@ -1,17 +1,66 @@
-"""Listener pages: welcome, consent, and the odd-one-out page."""
+"""Listener pages: welcome, consent, instructions, the odd-one-out page, history, accounts.
+
+The odd-one-out page is a shell: its script is a client of the listening API, so the page,
+scripts and simulated crowds all go through the same services.
+"""
 
 from django.conf import settings
-from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.contrib.auth import login, logout
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation.auth import COOKIE, listener_from_cookie
-from annotation.models import Judgment
-from annotation.selectors import assignment_snippets
-from annotation.services import AnnotationError, assignment_next, judgment_submit, listener_create
+from annotation import selectors
+from annotation.auth import COOKIE, listener_cookie_set, listener_from_cookie
+from annotation.models import SnippetReport
+from annotation.services import AnnotationError, listener_claim, listener_create
 
-COOKIE_AGE_S = 365 * 24 * 3600
+BATCH = 10  # a thank-you after every this many answers
+
+
+def _listen_strings() -> dict[str, str]:
+    """Everything listen.js says, in the request's language; {name} marks a value."""
+    return {
+        "loading": _("Loading the next three snippets…"),
+        "load_failed": _("Snippet {position} did not load. Try again, or skip this one."),
+        "play": _("Play snippet {position}"),
+        "pause": _("Pause snippet {position}"),
+        "heard": _("{heard} of {min} s"),
+        "locked": _(
+            "Answers unlock once each snippet has played for {min} s. Still to hear: {rest}."
+        ),
+        "unlocked": _("All three heard: pick the odd one out."),
+        "sending": _("Sending your answer…"),
+        "saved": _("Saved. Thank you!"),
+        "others": _("Others so far: A {A} · B {B} · C {C} · can't tell {none}."),
+        "others_pending": _("You will see how others heard it once {n} people have answered."),
+        "practice_progress": _("Practice round: question {i} of {n}"),
+        "practice_right": _(
+            "Right! {position} comes from another recording; the other two are parts of one piece."
+        ),
+        "practice_wrong": _(
+            "Not quite: {position} was the odd one; the other two are parts of one piece."
+        ),
+        "practice_done": _(
+            "Practice done. From now on there is no right answer: tell us what you hear."
+        ),
+        "offline": _(
+            "You seem to be offline. Your answer is kept and will be sent when the connection "
+            "returns."
+        ),
+        "outbox_one": _("1 answer waiting to be sent."),
+        "outbox_other": _("{n} answers waiting to be sent."),
+        "expired": _("That one had timed out; here is a fresh one."),
+        "skipped": _("Skipped; here is another one."),
+        "done": _("There is nothing left for you to judge right now."),
+        "error": _("Something went wrong: {detail}"),
+        "report_title": _("Report a problem with snippet {position}"),
+        "report_sent": _("Thanks for the report; a curator will look at it."),
+        "batch_thanks": _("That makes {n} answers. Thank you!"),
+    }
 
 
 def welcome(request: HttpRequest) -> HttpResponse:
@@ -26,54 +75,88 @@ def consent(request: HttpRequest) -> HttpResponse:
         listener = listener_create(request.POST.get("consent") == "yes", request.user)
     except AnnotationError as e:
         return render(request, "annotation/consent.html", {"error": str(e)}, status=400)
-    response = redirect("listen")
-    response.set_cookie(
-        COOKIE,
-        listener.token,
-        max_age=COOKIE_AGE_S,
-        httponly=True,
-        samesite="Lax",
-        secure=request.is_secure(),
-    )
+    response = redirect("instructions")
+    listener_cookie_set(response, request, listener)
     return response
+
+
+def instructions(request: HttpRequest) -> HttpResponse:
+    listener = listener_from_cookie(request)
+    if listener is None:
+        return redirect("consent")
+    context = {
+        "min_listen_s": settings.ODDBALL_MIN_LISTEN_S,
+        "practice_left": selectors.practice_left(listener),
+    }
+    return render(request, "annotation/instructions.html", context)
 
 
 def listen(request: HttpRequest) -> HttpResponse:
     listener = listener_from_cookie(request)
     if listener is None:
         return redirect("consent")
-    assignment = assignment_next(listener)
-    answered = Judgment.objects.filter(listener=listener).count()
-    if assignment is None:
-        return render(request, "annotation/done.html", {"answered": answered})
     context = {
-        "assignment": assignment,
-        "snippets": assignment_snippets(assignment),
-        "answered": answered,
         "min_listen_s": settings.ODDBALL_MIN_LISTEN_S,
+        "practice_left": selectors.practice_left(listener),
+        "answered": selectors.answers_given(listener),
+        "batch": BATCH,
+        "practice_round": selectors.PRACTICE_ROUND,
+        "finished_votes": settings.ODDBALL_FINISHED_VOTES,
+        "report_reasons": SnippetReport.Reason.choices,
+        "strings": _listen_strings(),
     }
     return render(request, "annotation/listen.html", context)
 
 
-@require_POST
-def answer(request: HttpRequest) -> HttpResponse:
+def history(request: HttpRequest) -> HttpResponse:
     listener = listener_from_cookie(request)
     if listener is None:
         return redirect("consent")
-    try:
-        listen_ms = [int(request.POST.get(f"listen_ms_{p}", "0")) for p in "ABC"]
-        judgment_submit(
-            listener,
-            int(request.POST["assignment"]),
-            request.POST.get("answer", ""),
-            int(request.POST.get("response_ms", "0")),
-            listen_ms,
-        )
-    except (KeyError, ValueError):
-        return HttpResponseBadRequest("The answer form was incomplete.")
-    except AnnotationError as e:
-        if e.status == 400:
-            return HttpResponseBadRequest(str(e))
-        # Expired or not ours: say so and serve a fresh triplet instead of an error page.
-        messages.info(request, str(e))
-    return redirect("listen")
+    summary = selectors.listener_summary(listener)
+    context = {
+        "listener": listener,
+        "summary": summary,
+        "finished_votes": settings.ODDBALL_FINISHED_VOTES,
+    }
+    return render(request, "annotation/history.html", context)
+
+
+def _signed_in(request: HttpRequest, user: object) -> HttpResponse:
+    """Sign the user in and make this device listen as them, keeping its answers."""
+    login(request, user)
+    listener = listener_claim(listener_from_cookie(request), user)
+    if listener is None:
+        return redirect("consent")
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure())
+    response = redirect(target if target and safe else settings.LOGIN_REDIRECT_URL)
+    listener_cookie_set(response, request, listener)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return _signed_in(request, form.save())
+    return render(
+        request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = AuthenticationForm(request, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return _signed_in(request, form.get_user())
+    context = {"form": form, "next": request.GET.get("next", "")}
+    return render(request, "registration/login.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """Sign out and forget this device's listener, so the next person starts afresh."""
+    logout(request)
+    response = redirect(settings.LOGOUT_REDIRECT_URL)
+    response.delete_cookie(COOKIE, samesite="Lax")
+    return response

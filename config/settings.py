@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -110,6 +111,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+# Every language here is complete: tests/annotation/test_i18n.py checks the catalogues.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -121,7 +125,9 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("ODDBALL_MEDIA_ROOT", str(VAR_DIR / "media")))
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/listen/"
+LOGOUT_REDIRECT_URL = "/"
 
 # Celery: the broker is a doorbell; without REDIS_URL tasks run in-process (embedded default).
 REDIS_URL = env_str("REDIS_URL")
@@ -138,6 +144,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "annotation.auth.ListenerTokenAuthentication",
+        "annotation.auth.ListenerCookieAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
@@ -150,6 +157,8 @@ SPECTACULAR_SETTINGS = {"TITLE": "Oddball API", "VERSION": "1", "SERVE_INCLUDE_S
 ODDBALL_BEATS_CHECKPOINT = env_str("ODDBALL_BEATS_CHECKPOINT")
 ODDBALL_ASSIGNMENT_TTL_S = env_int("ODDBALL_ASSIGNMENT_TTL_S", 15 * 60)
 ODDBALL_MIN_LISTEN_S = float(env_str("ODDBALL_MIN_LISTEN_S", "4"))
+# A listener sees how others answered a triplet once this many others have answered it.
+ODDBALL_FINISHED_VOTES = env_int("ODDBALL_FINISHED_VOTES", 3)
 # The embedded default serves media from Django; behind nginx turn this off.
 ODDBALL_SERVE_MEDIA = env_bool("ODDBALL_SERVE_MEDIA", True)
 
