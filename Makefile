@@ -6,10 +6,32 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/oddball
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+# axe-core for the accessibility audits in tests/browser; lives in .cache/ (gitignored).
+AXE_VERSION := 4.14.1
+AXE_DIR := .cache/npm/node_modules/axe-core
 
-.PHONY: setup demo test bench lint format clean
+.PHONY: setup system axe demo test bench lint format clean
 
-setup: $(STAMP)
+# Translations: each catalogue is compiled from its .po file; the .mo files are not committed.
+MO := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+
+setup: system $(STAMP) $(MO)
+
+locale/%.mo: locale/%.po
+	msgfmt --check -o $@ $<
+
+# Debian packages, installed only when missing: Chromium for the browser tests (Playwright
+# drives /usr/bin/chromium; it never downloads a browser of its own), gettext for msgfmt,
+# npm for axe-core.
+system:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v msgfmt >/dev/null || missing="$$missing gettext"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
 
 # The venv is reused when present; the stamp is redone when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -20,10 +42,15 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Redone only when axe.min.js is missing or another version is pinned.
+axe:
+	@test -f $(AXE_DIR)/axe.min.js && grep -qs '"version": "$(AXE_VERSION)"' $(AXE_DIR)/package.json || \
+		npm install --no-save --no-audit --no-fund --prefix .cache/npm axe-core@$(AXE_VERSION)
+
 demo: setup
 	bash scripts/demo.sh
 
-test: setup
+test: setup axe
 	SECRET_KEY=test-only-not-secret DATABASE_URL=$(PG_URL) ODDBALL_TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -38,4 +65,4 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf var/ .pytest_cache
+	rm -rf var/ .pytest_cache test-artifacts/

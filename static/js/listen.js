@@ -253,6 +253,7 @@
       i: practiceRound - practiceLeft + 1,
       n: practiceRound,
     });
+    $("players").dataset.assignment = prepared.assignment.assignment;
     show("players", true);
     show("answers", true);
     render();
@@ -261,6 +262,7 @@
   function release() {
     if (!current) return;
     players.forEach((p) => {
+      p.el.classList.remove("correct");
       p.audio.pause();
       p.audio.removeAttribute("src");
       p.audio.load();
@@ -339,9 +341,12 @@
     players.forEach((p) => {
       const heard = current.heard[p.position];
       p.bar.value = Math.min(1, heard / minMs);
+      const digits = minMs % 1000 ? 1 : 0; // whole seconds unless the minimum has tenths
       p.text.textContent = fmt(T.heard, {
-        heard: Math.floor(Math.min(minMs, heard) / 1000),
-        min: minMs / 1000,
+        heard: (Math.floor(Math.min(minMs, heard) / 10 ** (3 - digits)) / 10 ** digits).toFixed(
+          digits,
+        ),
+        min: (minMs / 1000).toFixed(digits),
       });
       const playing = !p.audio.paused;
       p.el.classList.toggle("playing", playing);
@@ -465,6 +470,8 @@
     if (practice) {
       practiceLeft -= 1;
       const key = data.practice_answer === choice ? T.practice_right : T.practice_wrong;
+      const odd = players.find((p) => p.position === data.practice_answer);
+      if (odd) odd.el.classList.add("correct");
       let message = fmt(key, { position: data.practice_answer });
       if (practiceLeft === 0) message += " " + T.practice_done;
       say(message);
