@@ -10,7 +10,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 AXE_VERSION := 4.14.1
 AXE_DIR := .cache/npm/node_modules/axe-core
 
-.PHONY: setup system axe demo test bench lint format clean
+.PHONY: setup system axe messages demo test bench lint format clean
 
 # Translations: each catalogue is compiled from its .po file; the .mo files are not committed.
 MO := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
@@ -19,6 +19,11 @@ setup: system $(STAMP) $(MO)
 
 locale/%.mo: locale/%.po
 	msgfmt --check -o $@ $<
+
+# After changing a user-facing string: refresh the catalogues, translate, commit the .po files.
+messages: setup
+	SECRET_KEY=unused $(PY) manage.py makemessages --all --no-location \
+		--ignore=.venv --ignore=.cache --ignore=var --ignore=tests --ignore=bench
 
 # Debian packages, installed only when missing: Chromium for the browser tests (Playwright
 # drives /usr/bin/chromium; it never downloads a browser of its own), gettext for msgfmt,

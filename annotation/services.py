@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from annotation.models import SLOTS, Assignment, Judgment, Listener, SnippetReport, Triplet
 from embeddings.models import Snippet, Split, Track
@@ -23,7 +24,9 @@ SNIPPET_FIELDS = ("snippet_a", "snippet_b", "snippet_c")
 
 
 class AnnotationError(Exception):
-    """A request that cannot be honoured; `status` is the HTTP status that fits."""
+    """A request that cannot be honoured; `status` is the HTTP status that fits.
+
+    Messages a listener may read are translated; those only a client's programmer sees are not."""
 
     status = 400
 
@@ -108,7 +111,7 @@ def _draw_gold(rng: random.Random, tracks: dict[int, list[int]]) -> tuple[list[i
 def listener_create(consent: bool, user: object | None = None) -> Listener:
     """A new pseudonymous listener; consent to the published-under-a-pseudonym terms is required."""
     if not consent:
-        raise AnnotationError("Consent is required before listening.", status=400)
+        raise AnnotationError(_("Consent is required before listening."), status=400)
     return Listener.objects.create(
         token=secrets.token_urlsafe(32),
         pseudonym="L" + secrets.token_hex(6),
@@ -179,9 +182,9 @@ def assignment_skip(listener: Listener, assignment_id: int, reason: str) -> Assi
     with transaction.atomic():
         assignment = Assignment.objects.select_for_update().filter(id=assignment_id).first()
         if assignment is None or assignment.listener_id != listener.id:
-            raise AnnotationError("This assignment is not yours.", status=403)
+            raise AnnotationError(_("This assignment is not yours."), status=403)
         if assignment.answered_at is not None:
-            raise AnnotationError("This assignment is already answered.", status=409)
+            raise AnnotationError(_("This assignment is already answered."), status=409)
         if assignment.skipped_at is None:
             assignment.skipped_at = timezone.now()
             assignment.skip_reason = reason
@@ -248,15 +251,15 @@ def judgment_submit(listener: Listener, answer: Answer) -> SubmitResult:
     with transaction.atomic():
         assignment = Assignment.objects.select_for_update().filter(id=answer.assignment_id).first()
         if assignment is None or assignment.listener_id != listener.id:
-            raise AnnotationError("This assignment is not yours.", status=403)
+            raise AnnotationError(_("This assignment is not yours."), status=403)
         existing = Judgment.objects.filter(assignment=assignment).first()
         if existing:
             return SubmitResult(existing, created=False)
         if assignment.skipped_at is not None:
-            raise AnnotationError("This assignment was skipped.", status=409)
+            raise AnnotationError(_("This assignment was skipped."), status=409)
         grace = timedelta(milliseconds=min(answer.waited_ms, MAX_WAIT_MS))
         if assignment.expires_at + grace <= timezone.now():
-            raise AnnotationError("This assignment has expired; ask for a new one.", status=410)
+            raise AnnotationError(_("This assignment has expired; ask for a new one."), status=410)
         # Listeners answer and report by displayed position; store by triplet slot.
         slot_of = [SLOTS.index(assignment.order[i]) for i in range(3)]
 
@@ -306,8 +309,8 @@ def snippet_report(
         | Q(triplet__snippet_c_id=snippet_id)
     )
     if not served.exists():
-        raise AnnotationError("You can only report snippets you were played.", status=403)
-    report, _ = SnippetReport.objects.get_or_create(
+        raise AnnotationError(_("You can only report snippets you were played."), status=403)
+    report, _created = SnippetReport.objects.get_or_create(
         snippet_id=snippet_id, listener=listener, reason=reason, defaults={"note": note[:500]}
     )
     return report

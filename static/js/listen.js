@@ -20,6 +20,11 @@
   const OUTBOX = "oddball.outbox";
   const POSITIONS = ["A", "B", "C"];
   const $ = (id) => document.getElementById(id);
+  const digits = minMs % 1000 ? 1 : 0; // whole seconds unless the minimum has tenths
+  const seconds = new Intl.NumberFormat(document.documentElement.lang || undefined, {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
 
   let practiceLeft = parseInt(cfg.practiceLeft, 10);
   let answered = parseInt(cfg.answered, 10);
@@ -341,13 +346,8 @@
     players.forEach((p) => {
       const heard = current.heard[p.position];
       p.bar.value = Math.min(1, heard / minMs);
-      const digits = minMs % 1000 ? 1 : 0; // whole seconds unless the minimum has tenths
-      p.text.textContent = fmt(T.heard, {
-        heard: (Math.floor(Math.min(minMs, heard) / 10 ** (3 - digits)) / 10 ** digits).toFixed(
-          digits,
-        ),
-        min: (minMs / 1000).toFixed(digits),
-      });
+      const shown = Math.floor(Math.min(minMs, heard) / 10 ** (3 - digits)) / 10 ** digits;
+      p.text.textContent = fmt(T.heard, { heard: seconds.format(shown), min: seconds.format(minMs / 1000) });
       const playing = !p.audio.paused;
       p.el.classList.toggle("playing", playing);
       p.el.classList.toggle("heard-enough", heard >= minMs);
@@ -358,7 +358,9 @@
     const isReady = ready();
     answerButtons.forEach((b) => (b.disabled = busy || !isReady));
     const rest = POSITIONS.filter((pos) => current.heard[pos] < minMs);
-    const hint = isReady ? T.unlocked : fmt(T.locked, { min: minMs / 1000, rest: rest.join(", ") });
+    const hint = isReady
+      ? T.unlocked
+      : fmt(T.locked, { min: seconds.format(minMs / 1000), rest: rest.join(", ") });
     if ($("lock-hint").textContent !== hint) $("lock-hint").textContent = hint;
   }
 

@@ -126,5 +126,5 @@ def test_the_history_page_compares_answers_on_finished_triplets(settings):
         }
         client.post("/api/v1/judgments/", body, content_type="application/json")
     page = crowd[0].get("/listen/history/").content.decode()
-    assert "On 1 finished questions, you picked what most others picked 1 times." in page
+    assert "On 1 finished question, you picked what most others picked: 1 of 1." in page
     assert "2 of 2" in page

@@ -75,7 +75,7 @@ def test_every_language_catalogue_is_complete(path: Path):
     fuzzy = [e.msgid for e in entries if "fuzzy" in e.flags]
     assert entries
     assert untranslated == [], f"{path.relative_to(REPO)} leaves these untranslated"
-    assert fuzzy == [], f"{path.relative_to(REPO)} marks these fuzzy (\"\" is the header)"
+    assert fuzzy == [], f'{path.relative_to(REPO)} marks these fuzzy ("" is the header)'
 
 
 @pytest.mark.parametrize("path", CATALOGUES, ids=lambda p: p.parents[1].name)
@@ -110,8 +110,8 @@ def test_the_catalogues_are_in_step_with_the_source(tmp_path: Path):
     for path in CATALOGUES:
         committed = {e.key for e in catalogue_read(path)}
         regenerated = {e.key for e in catalogue_read(tmp_path / path.relative_to(REPO))}
-        assert regenerated - committed == set(), "new strings: run makemessages"
-        assert committed - regenerated == set(), "strings gone from the source: run makemessages"
+        assert regenerated - committed == set(), "new strings: run `make messages`"
+        assert committed - regenerated == set(), "strings gone from the source: run `make messages`"
 
 
 @pytest.fixture
