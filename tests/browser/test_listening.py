@@ -5,6 +5,8 @@ a journey of sixteen triplets stays quick, and one test checks the default of 4 
 """
 
 import pytest
+from django.utils import translation
+from django.utils.translation import gettext
 from playwright.sync_api import Page, expect
 
 from annotation.models import Assignment, Judgment, SnippetReport, Triplet
@@ -365,4 +367,34 @@ def test_a_listener_with_nothing_left_is_thanked(site_url, new_page, shoot):
     expect(page.locator("#done")).to_be_visible()
     expect(page.locator("#done")).to_contain_text("nothing left for you to judge")
     shoot(page, "16-done")
+    assert not page.errors
+
+
+def test_the_listening_page_speaks_german_and_records_the_language(
+    site_url, new_page, shoot, axe_violations, fast
+):
+    no_practice()
+    page = new_page(locale="de-DE")
+    page.goto(site_url + "/consent/")
+    assert page.get_attribute("html", "lang") == "de"
+    page.locator("input[name=consent]").check()
+    page.locator("main button[type=submit]").click()
+    page.goto(site_url + "/listen/")
+    wait_for_triplet(page)
+    with translation.override("de"):
+        locked = gettext(
+            "Answers unlock once each snippet has played for {min} s. Still to hear: {rest}."
+        )
+        unlocked = gettext("All three heard: pick the odd one out.")
+    assert unlocked != "All three heard: pick the odd one out."
+    expect(page.locator("#lock-hint")).to_have_text(
+        locked.format(min="0,6", rest="A, B, C")  # numbers in the German way
+    )
+    hear_all(page, FAST_MIN_S)
+    expect(page.locator("#lock-hint")).to_have_text(unlocked)
+    shoot(page, "17-german")
+    assert not axe_violations(page)
+    page.keyboard.press("Shift+Digit2")
+    expect(page.locator("#answered-count")).to_have_text("1")
+    assert Judgment.objects.get().language == "de"
     assert not page.errors
