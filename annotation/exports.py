@@ -1,4 +1,5 @@
-"""Dataset export: every judgment as one row per vote, plus a datasheet."""
+"""Dataset export: every judgment as one row per vote, plus a datasheet. Practice-round
+answers are kept in the database but are not votes, so they are not exported."""
 
 from pathlib import Path
 
@@ -24,6 +25,10 @@ COLUMN_NOTES = {
     "listener": "pseudonym of the listener",
     "response_ms": "milliseconds from first play to answer",
     "listen_ms_a": "milliseconds the listener played snippet a (b, c likewise)",
+    "plays_a": "times snippet a was started (b, c likewise; empty when not recorded)",
+    "seeks_a": "times the listener moved within snippet a (b, c likewise; empty when not recorded)",
+    "viewport": "phone or desktop (empty when not recorded)",
+    "language": "language of the listening page, e.g. en or de",
     "status": "accepted or rejected by quality control / curators",
     "weight": "weight the judgment carries in training",
     "created_at": "time of the answer, UTC",

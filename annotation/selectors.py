@@ -79,6 +79,14 @@ EXPORT_COLUMNS = [
     "listen_ms_a",
     "listen_ms_b",
     "listen_ms_c",
+    "plays_a",
+    "plays_b",
+    "plays_c",
+    "seeks_a",
+    "seeks_b",
+    "seeks_c",
+    "viewport",
+    "language",
     "status",
     "weight",
     "created_at",
@@ -101,6 +109,10 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
         "listener__pseudonym",
         "response_ms",
         "listen_ms",
+        "plays",
+        "seeks",
+        "viewport",
+        "language",
         "status",
         "weight",
         "created_at",
@@ -109,7 +121,8 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
     rows = judgments.values_list(*fields).iterator(chunk_size=chunk)
     for row in rows:
         head = row[:17]
-        odd, pseudonym, response_ms, listen_ms, status, weight, created = row[17:]
+        (odd, pseudonym, response_ms, listen_ms, plays, seeks, viewport, language) = row[17:25]
+        status, weight, created = row[25:]
         snippets = row[5:8]
         yield (
             *head,
@@ -118,6 +131,10 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
             pseudonym,
             response_ms,
             *listen_ms,
+            *(plays or (None, None, None)),
+            *(seeks or (None, None, None)),
+            viewport,
+            language,
             status,
             weight,
             created.isoformat(),

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from annotation.models import SLOTS, Assignment, Judgment, SnippetReport, Triplet
-from annotation.selectors import judgment_export_rows, triplet_votes
+from annotation.selectors import EXPORT_COLUMNS, judgment_export_rows, triplet_votes
 from tests.factories import listener_make, triplet_make
 
 pytestmark = pytest.mark.django_db
@@ -149,6 +149,9 @@ def test_the_page_records_plays_seeks_viewport_and_language_by_slot(client):
     assert judgment.plays == expected_plays
     assert sorted(judgment.seeks) == [0, 4, 5]
     assert (judgment.viewport, judgment.language) == ("phone", "de")
+    (row,) = [dict(zip(EXPORT_COLUMNS, r, strict=True)) for r in judgment_export_rows()]
+    assert [row[f"plays_{slot}"] for slot in SLOTS] == expected_plays
+    assert (row["viewport"], row["language"]) == ("phone", "de")
 
 
 def test_bad_recorded_fields_get_a_400_with_a_reason(client):
