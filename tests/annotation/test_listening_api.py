@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from annotation.models import Assignment, Judgment
@@ -158,3 +159,11 @@ def test_serving_and_answering_use_a_bounded_number_of_queries(
     # then the listener's answer count and others' votes on the triplet for the feedback
     with django_assert_max_num_queries(12):  # + two savepoint pairs
         assert answer(client, listener, assignment_id).status_code == 201
+
+
+def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    schema = out.read_text()
+    assert "/api/v1/assignments/{assignment_id}/skip/" in schema
+    assert "listenerToken" in schema
