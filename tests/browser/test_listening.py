@@ -9,7 +9,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from playwright.sync_api import Page, expect
 
-from annotation.models import Assignment, Judgment, SnippetReport, Triplet
+from annotation.models import Assignment, Judgment, Listener, SnippetReport, Triplet
 
 FAST_MIN_S = 0.6  # s of listening per snippet in the journey tests
 
@@ -185,7 +185,11 @@ def test_answers_stay_locked_until_each_snippet_has_played_four_seconds(site_url
 def test_a_double_click_stores_one_judgment(site_url, new_page, fast):
     no_practice()
     page = new_page()
-    consent(page, site_url)
+    page.goto(site_url + "/consent/")
+    page.get_by_label("I agree to take part on these terms.").check()
+    page.get_by_role("button", name="Agree and continue").dblclick()
+    expect(page).to_have_url(site_url + "/listen/instructions/")
+    assert Listener.objects.count() == 1
     page.goto(site_url + "/listen/")
     first = wait_for_triplet(page)
     hear_all(page, FAST_MIN_S)
