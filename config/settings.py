@@ -140,6 +140,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "embed"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message a lost worker held is handed out again after this long (Redis transport).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ODDBALL_VISIBILITY_S", 3600)}
+# Run beat as its own process: `celery -A config beat` (deploy/ has the unit).
+CELERY_BEAT_SCHEDULE = {
+    "retrain-if-due": {"task": "training.retrain_if_due", "schedule": 60.0},
+    "training-sweep": {"task": "training.sweep", "schedule": 60.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -157,6 +164,12 @@ SPECTACULAR_SETTINGS = {"TITLE": "Oddball API", "VERSION": "1", "SERVE_INCLUDE_S
 ODDBALL_BEATS_CHECKPOINT = env_str("ODDBALL_BEATS_CHECKPOINT")
 ODDBALL_ASSIGNMENT_TTL_S = env_int("ODDBALL_ASSIGNMENT_TTL_S", 15 * 60)
 ODDBALL_MIN_LISTEN_S = float(env_str("ODDBALL_MIN_LISTEN_S", "4"))
+# Retraining: beat starts a run once this many new accepted judgments have arrived; a run
+# whose worker is silent this long is sent again (it resumes from its checkpoint).
+ODDBALL_RETRAIN_EVERY = env_int("ODDBALL_RETRAIN_EVERY", 200)
+ODDBALL_TRAINING_STALE_S = env_int("ODDBALL_TRAINING_STALE_S", 300)
+# Promote a new version automatically when it earns it (training.services.promotion_earned).
+ODDBALL_AUTO_PROMOTE = env_bool("ODDBALL_AUTO_PROMOTE", True)
 # A listener sees how others answered a triplet once this many others have answered it.
 ODDBALL_FINISHED_VOTES = env_int("ODDBALL_FINISHED_VOTES", 3)
 # The embedded default serves media from Django; behind nginx turn this off.

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 
 from embeddings import audio, index
-from embeddings.extractors import mel_stats
+from embeddings.extractors import beats, mel_stats
 from embeddings.models import Embedding, Snippet, Split, Track
 from embeddings.selectors import embedding_matrix
 
@@ -220,6 +220,39 @@ def snippets_embed_mel_stats(snippet_ids: list[int]) -> int:
     for snippet in Snippet.objects.filter(id__in=snippet_ids).exclude(id__in=done):
         vectors[snippet.id] = mel_stats.extract(snippet_analysis_audio(snippet))
     return embeddings_store(MEL_STATS_SPACE, vectors)
+
+
+BEATS_SPACE = f"{beats.NAME}@{beats.VERSION}"
+_beats_model: tuple[str, beats.Beats] | None = None  # loaded once per worker process
+
+
+def _beats_loaded() -> beats.Beats:
+    """The configured BEATs checkpoint, loaded once per process (363 MB, 1.5 s to load)."""
+    global _beats_model  # a per-process cache, keyed by the path
+    path = settings.ODDBALL_BEATS_CHECKPOINT
+    if _beats_model is None or _beats_model[0] != path:
+        _beats_model = (path, beats.load_checkpoint(path))
+    return _beats_model[1]
+
+
+def snippets_embed_beats(snippet_ids: list[int]) -> int:
+    """Compute and store BEATs vectors (the mean of the last layer over frames) for the given
+    snippets (idempotent). Raises beats.BeatsUnavailable with the reason when no usable
+    checkpoint is configured."""
+    ok, reason = beats.availability(settings.ODDBALL_BEATS_CHECKPOINT)
+    if not ok:
+        raise beats.BeatsUnavailable(reason)
+    done = set(
+        Embedding.objects.filter(snippet_id__in=snippet_ids, space=BEATS_SPACE).values_list(
+            "snippet_id", flat=True
+        )
+    )
+    snippets = list(Snippet.objects.filter(id__in=snippet_ids).exclude(id__in=done))
+    if not snippets:
+        return 0
+    clips = [snippet_analysis_audio(s) for s in snippets]
+    vectors = beats.snippet_vectors(_beats_loaded(), clips)
+    return embeddings_store(BEATS_SPACE, {s.id: v for s, v in zip(snippets, vectors, strict=True)})
 
 
 def index_path(space: str) -> Path:

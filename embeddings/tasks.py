@@ -26,6 +26,12 @@ def embed_mel_stats(snippet_ids: list[int]) -> int:
     return services.snippets_embed_mel_stats(snippet_ids)
 
 
+@shared_task(name="embeddings.embed_beats", queue="embed", acks_late=True)
+def embed_beats(snippet_ids: list[int]) -> int:
+    """Compute missing BEATs vectors for these snippets; returns how many were stored."""
+    return services.snippets_embed_beats(snippet_ids)
+
+
 @shared_task(name="embeddings.build_index", queue="embed", acks_late=True)
 def build_index(space: str) -> str:
     """Rebuild the FAISS index of one space and swap it in."""

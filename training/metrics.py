@@ -108,3 +108,45 @@ def human_ceiling(votes: Sequence[Sequence[int]], min_votes: int = 3) -> tuple[f
     if not shares:
         return (float("nan"), 0)
     return (float(np.mean(shares)), len(shares))
+
+
+def same_track_retrieval(
+    vectors: np.ndarray, groups: np.ndarray, k: int = 10, metric: Metric = "cosine"
+) -> dict[str, float]:
+    """Label-free sanity check: does each snippet find the other snippets of its own track?
+
+    For every query with at least one same-track partner, the other snippets are ranked by
+    distance; recall@k is the share of its partners in the top k, nDCG@k rewards finding them
+    early (binary relevance, log2 discount, normalised by the ideal ranking). Returns the
+    means over queries and their count.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    groups = np.asarray(groups)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        distances = 1.0 - x @ x.T
+    else:
+        square = np.sum(x * x, axis=1)
+        distances = square[:, None] + square[None, :] - 2 * x @ x.T
+    np.fill_diagonal(distances, np.inf)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    recalls, ndcgs = [], []
+    for q in range(len(x)):
+        relevant = groups == groups[q]
+        relevant[q] = False
+        n_relevant = int(relevant.sum())
+        if n_relevant == 0:
+            continue
+        top = np.argsort(distances[q], kind="stable")[:k]
+        hits = relevant[top].astype(np.float64)
+        recalls.append(hits.sum() / n_relevant)
+        ideal = discount[: min(n_relevant, k)].sum()
+        ndcgs.append(float((hits * discount[: len(hits)]).sum() / ideal))
+    if not recalls:
+        return {"recall_at_k": float("nan"), "ndcg_at_k": float("nan"), "k": k, "queries": 0}
+    return {
+        "recall_at_k": float(np.mean(recalls)),
+        "ndcg_at_k": float(np.mean(ndcgs)),
+        "k": k,
+        "queries": len(recalls),
+    }

@@ -10,20 +10,39 @@ class TrainingRun(models.Model):
         DONE = "done"
         FAILED = "failed"
 
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
     model_name = models.CharField(max_length=40, default="oddnet")
     config = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    progress = models.JSONField(default=dict, help_text="Latest step, epoch, loss.")
+    progress = models.JSONField(default=dict, help_text="Phase, step, epoch, loss.")
     error = models.TextField(blank=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="Why the run was started.")
+    # Every run shares one lane: the partial unique index lets one be queued or running.
+    lane = models.CharField(max_length=10, default="train", editable=False)
+    judgments_at_start = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lane"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_training_at_a_time",
+            )
+        ]
 
 
 class ModelVersion(models.Model):
     name = models.CharField(max_length=40)
     version = models.PositiveIntegerField()
-    run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.PROTECT)
+    # A run registers its pretrained model and the fine-tuned one.
+    run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="versions"
+    )
     checkpoint = models.CharField(max_length=300, help_text="Path under the media root.")
     config = models.JSONField(default=dict)
     metrics = models.JSONField(default=dict)
@@ -31,6 +50,7 @@ class ModelVersion(models.Model):
     n_params = models.PositiveIntegerField()
     size_bytes = models.PositiveIntegerField()
     promoted = models.BooleanField(default=False)
+    promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,61 +1,166 @@
-"""Writes for the training app: training runs, model versions, embeddings, evaluations."""
+"""Writes for the training app: training runs, model versions, promotion, retraining.
 
+A run pretrains oddnet on every snippet (or reuses the pretrained model when the snippets
+have not changed), fine-tunes it on human triplets, registers both as model versions,
+evaluates the fine-tuned one and, by the rule in `promotion_earned`, promotes it.
+"""
+
+import hashlib
+import json
 import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, fields
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import torch
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation.models import Judgment, Triplet
+from annotation.models import Judgment
 from annotation.selectors import triplet_votes
 from embeddings import services as embedding_services
+from embeddings.extractors import beats
 from embeddings.models import Snippet, Split
-from embeddings.selectors import embedding_matrix
-from training import metrics, nets
-from training.models import Evaluation, ModelVersion, TrainingRun
+from embeddings.selectors import embedding_matrix, snippets_missing
+from training import evaluation, metrics, nets
+from training.evaluation import model_evaluate
+from training.heads import HeadConfig, ProjectionHead, head_embed, train_head
+from training.models import ModelVersion, TrainingRun
+from training.pretrain import PretrainConfig, TrackChunks, pretrain
 from training.selectors import snippet_log_mels
 from training.train import TrainConfig, TripletData, train
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "oddnet"
-BOOTSTRAP_SAMPLES = 2000
+PRETRAINED_NAME = "oddnet-pretrained"
+HEAD_NAME = "beats-head"
+TEACHER_TRIPLETS = 4000  # teacher-labelled triplets a distillation run trains on
 
 
-def training_run_create(config: dict | None = None) -> TrainingRun:
-    """A queued training run; the caller enqueues `training.train_model` on commit."""
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(config or {}) - known
+class TrainingBusy(Exception):
+    """A training run is already queued or running: one trains at a time."""
+
+
+RUN_OPTIONS = {f.name for f in fields(TrainConfig)} | {"pretrain", "teacher"}
+HEAD_OPTIONS = {f.name for f in fields(HeadConfig)} - {"in_dim"}
+
+
+def training_run_create(
+    config: dict | None = None, reason: str = "", model_name: str = MODEL_NAME
+) -> TrainingRun:
+    """A queued training run; the caller enqueues `training.train_model` on commit.
+
+    One run may be queued or running at a time, enforced by a partial unique index, so the
+    beat schedule and a curator pressing the button cannot start two.
+    """
+    config = config or {}
+    if model_name not in (MODEL_NAME, HEAD_NAME):
+        raise ValueError(f"unknown model {model_name!r}: {MODEL_NAME} or {HEAD_NAME}")
+    unknown = set(config) - (RUN_OPTIONS if model_name == MODEL_NAME else HEAD_OPTIONS)
     if unknown:
         raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
-    return TrainingRun.objects.create(model_name=MODEL_NAME, config=config or {})
+    pretrain_unknown = set(config.get("pretrain", {})) - {f.name for f in fields(PretrainConfig)}
+    if pretrain_unknown:
+        raise ValueError(f"unknown pretraining options: {', '.join(sorted(pretrain_unknown))}")
+    teacher = config.get("teacher")
+    if (
+        teacher
+        and not ModelVersion.objects.filter(
+            name=teacher.split("@")[0], version=int(teacher.split("@")[-1] or 0)
+        ).exists()
+        and teacher != embedding_services.BEATS_SPACE
+    ):
+        raise ValueError(f"unknown teacher {teacher!r}: a model version like beats-head@1")
+    if model_name == HEAD_NAME:
+        ok, why = beats.availability(settings.ODDBALL_BEATS_CHECKPOINT)
+        if not ok:
+            raise ValueError(f"BEATs is unavailable: {why}")
+    try:
+        with transaction.atomic():
+            return TrainingRun.objects.create(
+                model_name=model_name,
+                config=config,
+                reason=reason[:200],
+                judgments_at_start=_accepted_judgments(),
+            )
+    except IntegrityError as e:
+        raise TrainingBusy("a training run is already queued or running") from e
 
 
-def triplet_data_build(log_mels: dict[int, np.ndarray]) -> tuple[TripletData, list[int], list[int]]:
-    """Training data from accepted judgments: train-split votes become weighted triplets
-    (each vote for odd k on (i, j, k) gives (i, j, k) and (j, i, k)); validation-split
-    triplets with votes monitor the run. Returns (data, snippet ids, trained track ids)."""
-    snippet_ids = sorted(log_mels)
-    position = {sid: i for i, sid in enumerate(snippet_ids)}
+def _accepted_judgments() -> int:
+    return Judgment.objects.filter(status=Judgment.Status.ACCEPTED, practice=False).count()
+
+
+def vote_rows(position: dict[int, int]) -> tuple[list[tuple[int, int, int]], list[float]]:
+    """Train-split votes as weighted (anchor, positive, negative) rows over `position`
+    (snippet id -> row). A vote for odd k on (i, j, k) gives (i, j, k) and (j, i, k); its
+    weight is the listener's reliability (the judgment's weight) times the share of the
+    triplet's votes that agree with it, so contested answers count less."""
     rows, weights = [], []
     for kind in ("random", "gold"):
         for ids, votes, vote_weights in triplet_votes(Split.TRAIN, kind).values():
             for odd, weight in zip(votes, vote_weights, strict=True):
+                agreement = votes.count(odd) / len(votes)
                 i, j = (ids[s] for s in range(3) if s != odd)
                 rows += [
                     (position[i], position[j], position[ids[odd]]),
                     (position[j], position[i], position[ids[odd]]),
                 ]
-                weights += [weight, weight]
+                weights += [weight * agreement] * 2
     if not rows:
         raise ValueError("no accepted judgments on training tracks yet; collect some first")
+    return rows, weights
+
+
+def teacher_rows(
+    teacher_space: str, position: dict[int, int], n: int, seed: int
+) -> tuple[list[tuple[int, int, int]], list[float]]:
+    """Distillation: `n` random triplets of train-split tracks, each labelled by the teacher's
+    own odd-one-out decision, as rows like `vote_rows` (weight 1)."""
+    rng = np.random.default_rng(seed)
+    by_track: dict[int, list[int]] = {}
+    train = Snippet.objects.filter(id__in=list(position), track__split=Split.TRAIN)
+    for snippet_id, track_id in train.values_list("id", "track_id"):
+        by_track.setdefault(track_id, []).append(snippet_id)
+    tracks = sorted(by_track)
+    if len(tracks) < 3:
+        raise ValueError("distillation needs at least three training tracks")
+    triplets = [
+        tuple(int(rng.choice(by_track[t])) for t in rng.choice(tracks, 3, replace=False))
+        for _ in range(n)
+    ]
+    odd = evaluation.odd_positions(teacher_space, triplets)
+    if odd is None:
+        raise ValueError(f"the teacher {teacher_space} has no vector for some snippets")
+    rows = []
+    for ids, k in zip(triplets, odd, strict=True):
+        i, j = (ids[s] for s in range(3) if s != k)
+        rows += [
+            (position[i], position[j], position[ids[k]]),
+            (position[j], position[i], position[ids[k]]),
+        ]
+    return rows, [1.0] * len(rows)
+
+
+def triplet_data_build(
+    log_mels: dict[int, np.ndarray], teacher: str | None = None, seed: int = 0
+) -> tuple[TripletData, list[int], list[int]]:
+    """Training data: human votes on train-split triplets (or, with `teacher`, the teacher's
+    decisions on random train-split triplets); validation-split triplets with votes monitor
+    the run. Returns (data, snippet ids, trained track ids)."""
+    snippet_ids = sorted(log_mels)
+    position = {sid: i for i, sid in enumerate(snippet_ids)}
+    if teacher:
+        rows, weights = teacher_rows(teacher, position, TEACHER_TRIPLETS, seed)
+    else:
+        rows, weights = vote_rows(position)
     val = list(triplet_votes(Split.VAL, "random").values())
     data = TripletData(
         features=np.stack([log_mels[s] for s in snippet_ids]),
@@ -73,20 +178,30 @@ def triplet_data_build(log_mels: dict[int, np.ndarray]) -> tuple[TripletData, li
 
 def training_run_execute(
     run_id: int, progress: Callable[[dict], None] | None = None
-) -> ModelVersion:
-    """Train oddnet for one queued run, register the version, embed every snippet with it.
+) -> ModelVersion | None:
+    """Pretrain (or reuse the pretrained model), fine-tune, register, evaluate and maybe
+    promote, for one queued run. Returns the fine-tuned version.
 
-    Idempotent: a run that already produced a version returns it. A run killed midway
-    resumes from its checkpoint. Failures are recorded on the run with their reason.
+    Idempotent: a run that already produced its version returns it. A run killed midway
+    (its worker lost) resumes from its checkpoints when the task is delivered again or the
+    sweep re-enqueues it; a run another worker is still alive on returns None. Failures are
+    recorded on the run with their reason.
     """
     run = TrainingRun.objects.get(id=run_id)
-    existing = ModelVersion.objects.filter(run=run).first()
+    existing = ModelVersion.objects.filter(run=run, name=run.model_name).first()
     if existing:
         return existing
-    run.status, run.started_at, run.error = TrainingRun.Status.RUNNING, timezone.now(), ""
-    run.save(update_fields=["status", "started_at", "error"])
+    if run.status == TrainingRun.Status.FAILED:
+        raise ValueError(f"training run {run.id} failed; start a new one")
+    if not _claim(run):
+        log.info("training run %s is alive on another worker; leaving it there", run.id)
+        return None
+    run.refresh_from_db()
     try:
-        version = _train_and_register(run, progress)
+        if run.model_name == HEAD_NAME:
+            version = _train_head_and_register(run, progress)
+        else:
+            version = _train_and_register(run, progress)
     except Exception as e:
         log.exception("training run %s failed", run.id)
         run.status, run.finished_at = TrainingRun.Status.FAILED, timezone.now()
@@ -95,134 +210,323 @@ def training_run_execute(
         raise
     run.status, run.finished_at = TrainingRun.Status.DONE, timezone.now()
     run.save(update_fields=["status", "finished_at"])
+    _evaluate_and_maybe_promote(version)
     return version
+
+
+def _claim(run: TrainingRun) -> bool:
+    """Take the run for this worker: queued, or running with a worker gone quiet. One
+    conditional UPDATE, so two deliveries of one run cannot both train it."""
+    now = timezone.now()
+    quiet = now - timedelta(seconds=settings.ODDBALL_TRAINING_STALE_S)
+    claimable = Q(status=TrainingRun.Status.QUEUED) | Q(
+        Q(heartbeat_at__lt=quiet) | Q(heartbeat_at__isnull=True),
+        status=TrainingRun.Status.RUNNING,
+    )
+    return bool(
+        TrainingRun.objects.filter(claimable, id=run.id).update(
+            status=TrainingRun.Status.RUNNING,
+            error="",
+            heartbeat_at=now,
+            started_at=Coalesce(F("started_at"), now),
+        )
+    )
+
+
+def _reporter(
+    run: TrainingRun, phase: str, extra: dict, progress: Callable[[dict], None] | None
+) -> Callable[[dict], None]:
+    def report(record: dict) -> None:
+        TrainingRun.objects.filter(id=run.id).update(
+            progress={"phase": phase, **record, **extra}, heartbeat_at=timezone.now()
+        )
+        if progress:
+            progress({"phase": phase, **record, **extra})
+
+    return report
 
 
 def _train_and_register(run: TrainingRun, progress: Callable[[dict], None] | None) -> ModelVersion:
     media = Path(settings.MEDIA_ROOT)
     log_mels = snippet_log_mels()
-    data, snippet_ids, track_ids = triplet_data_build(log_mels)
-    config = TrainConfig(**run.config)
+    teacher = run.config.get("teacher")
+    options = {k: v for k, v in run.config.items() if k not in ("pretrain", "teacher")}
+    config = TrainConfig(**options)
+    data, _, track_ids = triplet_data_build(log_mels, teacher=teacher, seed=config.seed)
+    pretrained = _pretrained_for(run, log_mels, progress)
     config.checkpoint_path = str(media / "runs" / f"run-{run.id}.pt")
+    extra = {"steps": config.steps, "triplets": len(data.triplets)}
+    result = train(
+        config,
+        data,
+        progress=_reporter(run, "fine-tune", extra, progress),
+        init_state=model_load(pretrained).state_dict(),
+    )
+    run_metrics = {**result.metrics, "steps": result.step, "train_triplets": len(data.triplets)}
+    if teacher:
+        run_metrics["teacher_agreement"] = _teacher_agreement(result.model, teacher, log_mels)
+    return _register(
+        MODEL_NAME,
+        run,
+        result.model,
+        {"train": asdict(config), "pretrained": pretrained.space, "teacher": teacher},
+        run_metrics,
+        track_ids,
+        log_mels,
+    )
 
-    def report(record: dict) -> None:
-        TrainingRun.objects.filter(id=run.id).update(
-            progress={**record, "steps": config.steps, "triplets": len(data.triplets)}
+
+def _teacher_agreement(model: nets.OddNet, teacher: str, log_mels: dict) -> dict:
+    """How often the distilled model makes the teacher's odd-one-out decision, on random
+    triplets of test-split tracks it never trained on."""
+    test = sorted(
+        Snippet.objects.filter(id__in=list(log_mels), track__split=Split.TEST).values_list(
+            "id", "track_id"
         )
-        if progress:
-            progress(record)
+    )
+    by_track: dict[int, list[int]] = {}
+    for snippet_id, track_id in test:
+        by_track.setdefault(track_id, []).append(snippet_id)
+    tracks = sorted(by_track)
+    if len(tracks) < 3:
+        return {"agreement": None, "triplets": 0}
+    rng = np.random.default_rng(0)
+    triplets = [
+        tuple(int(rng.choice(by_track[t])) for t in rng.choice(tracks, 3, replace=False))
+        for _ in range(1000)
+    ]
+    ids = sorted({s for t in triplets for s in t})
+    vectors = dict(zip(ids, nets.embed(model, [log_mels[s] for s in ids]), strict=True))
+    student = metrics.odd_positions(np.array([[vectors[s] for s in t] for t in triplets]), "cosine")
+    taught = evaluation.odd_positions(teacher, triplets)
+    return {"agreement": float(np.mean(student == taught)), "triplets": len(triplets)}
 
-    result = train(config, data, progress=report)
+
+def _train_head_and_register(
+    run: TrainingRun, progress: Callable[[dict], None] | None
+) -> ModelVersion:
+    """A projection head over frozen BEATs vectors, trained on the human triplets."""
+    missing = snippets_missing(embedding_services.BEATS_SPACE)
+    if missing:
+        embedding_services.snippets_embed_beats(missing)
+    ids, matrix = embedding_matrix(embedding_services.BEATS_SPACE)
+    position = {int(s): i for i, s in enumerate(ids)}
+    rows, weights = vote_rows(position)
+    config = HeadConfig(in_dim=matrix.shape[1], **run.config)
+    _reporter(run, "head", {"steps": config.steps}, progress)({"step": 0})
+    head, run_metrics = train_head(config, matrix, np.array(rows), np.array(weights))
+    _reporter(run, "head", {"steps": config.steps}, progress)(
+        {"step": config.steps, "loss": run_metrics["final_loss"]}
+    )
+    used = {int(ids[i]) for row in rows for i in row}
+    tracks = sorted(set(Snippet.objects.filter(id__in=used).values_list("track_id", flat=True)))
+    vectors = head_embed(head, matrix)
+    return _register_model(
+        HEAD_NAME,
+        run,
+        head,
+        {"head": asdict(config), "input_space": embedding_services.BEATS_SPACE},
+        run_metrics,
+        tracks,
+        dict(zip((int(s) for s in ids), vectors, strict=True)),
+    )
+
+
+def _pretrained_for(
+    run: TrainingRun, log_mels: dict[int, np.ndarray], progress: Callable[[dict], None] | None
+) -> ModelVersion:
+    """The pretrained oddnet this run fine-tunes: this run's own if it made one (a resumed
+    run), else the newest one made on the same snippets with the same options, else a new
+    one. Pretraining reads no judgments, so it is redone only when the snippets change."""
+    own = ModelVersion.objects.filter(run=run, name=PRETRAINED_NAME).first()
+    if own:
+        return own
+    config = PretrainConfig(**run.config.get("pretrain", {}))
+    signature = {"snippets": sorted(log_mels), "pretrain": asdict(config)}
+    fingerprint = hashlib.sha256(json.dumps(signature).encode()).hexdigest()[:16]
+    latest = ModelVersion.objects.filter(name=PRETRAINED_NAME).order_by("-version").first()
+    if latest and latest.metrics.get("fingerprint") == fingerprint:
+        return latest
+    config.checkpoint_path = str(Path(settings.MEDIA_ROOT) / "runs" / f"run-{run.id}-pretrain.pt")
+    snippet_ids = sorted(log_mels)
+    track_of = dict(Snippet.objects.filter(id__in=snippet_ids).values_list("id", "track_id"))
+    chunks = TrackChunks(
+        features=np.stack([log_mels[s] for s in snippet_ids]),
+        track_of=np.array([track_of[s] for s in snippet_ids]),
+    )
+    extra = {"steps": config.steps, "tracks": len(set(track_of.values()))}
+    result = pretrain(config, chunks, progress=_reporter(run, "pretrain", extra, progress))
+    return _register(
+        PRETRAINED_NAME,
+        run,
+        result.model,
+        {"pretrain": asdict(config)},
+        {**result.metrics, "steps": result.step, "fingerprint": fingerprint},
+        [],  # no judgments: every track is fair game for its evaluation
+        log_mels,
+    )
+
+
+def _register(
+    name: str,
+    run: TrainingRun,
+    model: nets.OddNet,
+    config: dict,
+    run_metrics: dict,
+    track_ids: list[int],
+    log_mels: dict[int, np.ndarray],
+) -> ModelVersion:
+    """Register an oddnet: its vectors are its embeddings of every snippet's log-mel."""
+    snippet_ids = sorted(log_mels)
+    vectors = nets.embed(model, [log_mels[s] for s in snippet_ids])
+    return _register_model(
+        name,
+        run,
+        model,
+        config,
+        run_metrics,
+        track_ids,
+        dict(zip(snippet_ids, vectors, strict=True)),
+    )
+
+
+def _register_model(
+    name: str,
+    run: TrainingRun,
+    model: torch.nn.Module,
+    config: dict,
+    run_metrics: dict,
+    track_ids: list[int],
+    vectors: dict[int, np.ndarray],
+) -> ModelVersion:
+    """Save a self-describing checkpoint, add the version, store its vectors and build its
+    index. The version is served only once promoted."""
+    media = Path(settings.MEDIA_ROOT)
     with transaction.atomic():
-        number = (
-            ModelVersion.objects.filter(name=MODEL_NAME).aggregate(n=Max("version"))["n"] or 0
-        ) + 1
-        relative = Path("models") / f"{MODEL_NAME}-{number}.pt"
+        number = (ModelVersion.objects.filter(name=name).aggregate(n=Max("version"))["n"] or 0) + 1
+        relative = Path("models") / f"{name}-{number}.pt"
         (media / relative).parent.mkdir(parents=True, exist_ok=True)
-        # Self-describing: the weights, both configs, the step and the metrics.
+        config_key = "head_config" if name == HEAD_NAME else "net_config"
         torch.save(
             {
-                "model": result.model.state_dict(),
-                "net_config": asdict(result.model.config),
-                "config": asdict(config),
-                "step": result.step,
-                "metrics": result.metrics,
+                "model": model.state_dict(),
+                config_key: asdict(model.config),
+                "config": config,
+                "metrics": run_metrics,
             },
             media / relative,
         )
         version = ModelVersion.objects.create(
-            name=MODEL_NAME,
+            name=name,
             version=number,
             run=run,
             checkpoint=relative.as_posix(),
-            config={"train": asdict(config), "net": asdict(result.model.config)},
-            metrics={**result.metrics, "steps": result.step, "train_triplets": len(data.triplets)},
+            config={**config, "net": asdict(model.config)},  # the architecture
+            metrics=run_metrics,
             trained_track_ids=track_ids,
-            n_params=sum(p.numel() for p in result.model.parameters()),
-            size_bytes=nets.param_bytes(result.model),
+            n_params=sum(p.numel() for p in model.parameters()),
+            size_bytes=nets.param_bytes(model),
         )
-    vectors = nets.embed(result.model, [log_mels[s] for s in snippet_ids])
-    embedding_services.embeddings_store(version.space, dict(zip(snippet_ids, vectors, strict=True)))
+    embedding_services.embeddings_store(version.space, vectors)
     embedding_services.index_build(version.space)
     return version
 
 
-def model_load(version: ModelVersion) -> nets.OddNet:
+def _evaluate_and_maybe_promote(version: ModelVersion) -> None:
+    """Evaluate a new version and record in its metrics whether the automatic promotion
+    rule (`promotion_earned`) asks for it; the caller enqueues the promotion."""
+    try:
+        evaluation = model_evaluate(version)
+    except ValueError as e:
+        log.info("version %s not evaluated: %s", version.space, e)
+        return
+    if settings.ODDBALL_AUTO_PROMOTE and promotion_earned(evaluation.results):
+        version.metrics = {**version.metrics, "promote": promotion_reason(evaluation.results)}
+        version.save(update_fields=["metrics"])
+
+
+def promotion_earned(results: dict) -> bool:
+    """The automatic promotion rule: on the same held-out triplets, the new version agrees
+    with people at least as well as mel-stats, its pretrained start and the promoted
+    version. Ties go to the newer version, which has seen more judgments."""
+    rivals = [results.get(k) for k in ("mel_stats", "pretrained", "previous_promoted")]
+    return all(results["agreement"] >= r for r in rivals if r is not None)
+
+
+def promotion_reason(results: dict) -> str:
+    parts = [f"agreement {results['agreement']:.3f}"]
+    for key in ("mel_stats", "pretrained", "previous_promoted"):
+        if results.get(key) is not None:
+            parts.append(f"{key} {results[key]:.3f}")
+    return ", ".join(parts) + f" on {results['n_triplets']} held-out triplets"
+
+
+def model_promote(version_id: int) -> ModelVersion:
+    """Serve a version (run by a worker: the caller enqueues `training.promote_model`).
+
+    Embed every visible snippet the version has no vector for, rebuild its index, then
+    swap: in one transaction the version becomes the promoted one of its name. Search and
+    sampling read the promoted version's index, which is whole before the swap. Idempotent."""
+    version = ModelVersion.objects.get(id=version_id)
+    missing = snippets_missing(version.space)
+    if missing:
+        embedding_services.embeddings_store(version.space, version_vectors(version, missing))
+    embedding_services.index_build(version.space)
+    with transaction.atomic():
+        ModelVersion.objects.filter(name=version.name, promoted=True).exclude(id=version.id).update(
+            promoted=False
+        )
+        ModelVersion.objects.filter(id=version.id).update(promoted=True, promoted_at=timezone.now())
+    version.refresh_from_db()
+    return version
+
+
+def retraining_due() -> str | None:
+    """Why a retraining should start now, or None: enough accepted judgments have arrived
+    since the last run started (ODDBALL_RETRAIN_EVERY), and none is queued or running."""
+    if TrainingRun.objects.filter(status__in=TrainingRun.ACTIVE).exists():
+        return None
+    last = TrainingRun.objects.order_by("-created_at").first()
+    since = last.judgments_at_start if last else 0
+    new = _accepted_judgments() - since
+    if new < settings.ODDBALL_RETRAIN_EVERY:
+        return None
+    return f"{new} new accepted judgments since the last run"
+
+
+def training_runs_stale(max_quiet_s: float) -> list[TrainingRun]:
+    """Runs whose worker has gone quiet: queued or running with no sign of life for
+    `max_quiet_s`. Their queue message was lost or their worker died; the sweep sends them
+    again and they resume from their checkpoints."""
+    cutoff = timezone.now() - timedelta(seconds=max_quiet_s)
+    quiet = TrainingRun.objects.filter(status__in=TrainingRun.ACTIVE).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    return list(quiet)
+
+
+def model_load(version: ModelVersion) -> torch.nn.Module:
+    """The version's model in eval mode: an OddNet, or a ProjectionHead for beats-head."""
     state = torch.load(Path(settings.MEDIA_ROOT) / version.checkpoint, weights_only=False)
-    model = nets.OddNet(nets.OddNetConfig(**state["net_config"]))
+    if version.name == HEAD_NAME:
+        model = ProjectionHead(HeadConfig(**state["head_config"]))
+    else:
+        model = nets.OddNet(nets.OddNetConfig(**state["net_config"]))
     model.load_state_dict(state["model"])
     return model.eval()
 
 
-def _odd_positions(space: str, triplets: list[tuple[int, int, int]]) -> np.ndarray:
-    ids, matrix = embedding_matrix(space)
-    if space == embedding_services.MEL_STATS_SPACE:
-        # The training-free baseline compares standardised features, as the index does.
-        matrix = (matrix - matrix.mean(0)) / np.maximum(matrix.std(0), 1e-6)
-        metric = "euclidean"
-    else:
-        metric = "cosine"
-    row = {int(s): i for i, s in enumerate(ids)}
-    missing = {s for t in triplets for s in t} - set(row)
-    if missing:
-        raise ValueError(f"{len(missing)} snippets have no vector in {space}; run `embed`")
-    batch = matrix[[[row[s] for s in t] for t in triplets]]
-    return metrics.odd_positions(batch, metric=metric)
-
-
-def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST) -> Evaluation:
-    """Agreement of a model version (or mel-stats alone) with people on held-out triplets.
-
-    Held out means: triplets of `split` none of whose tracks the version trained on.
-    Reports agreement with the majority and with single votes, a bootstrap 95% interval,
-    the random, mel-stats and human-ceiling references on the same triplets, and the counts.
-    """
-    space = version.space if version else embedding_services.MEL_STATS_SPACE
-    trained = set(version.trained_track_ids) if version else set()
-    voted = triplet_votes(split, "random")
-    track_of = dict(Snippet.objects.values_list("id", "track_id"))
-    held_out = [
-        (ids, votes) for ids, votes, _ in voted.values() if not {track_of[s] for s in ids} & trained
-    ]
-    if not held_out:
-        raise ValueError(f"no voted {split} triplets to evaluate on; collect judgments first")
-    triplets = [ids for ids, _ in held_out]
-    votes = [v for _, v in held_out]
-    model_odd = _odd_positions(space, triplets)
-    scores = metrics.majority_scores(model_odd, votes)
-    low, high = metrics.bootstrap_ci(scores, n_boot=BOOTSTRAP_SAMPLES)
-    mel_odd = _odd_positions(embedding_services.MEL_STATS_SPACE, triplets)
-    ceiling, ceiling_votes = metrics.human_ceiling(votes)
-    results = {
-        "model": space,
-        "agreement": float(scores.mean()),
-        "ci_low": low,
-        "ci_high": high,
-        "vote_agreement": float(metrics.vote_scores(model_odd, votes).mean()),
-        "random": 1 / 3,
-        "mel_stats": float(metrics.majority_scores(mel_odd, votes).mean()),
-        "ceiling": ceiling,
-        "ceiling_votes": ceiling_votes,
-        "n_triplets": len(triplets),
-        "n_votes": sum(len(v) for v in votes),
-        "gold": _gold_agreement(space, split),
-        "accepted_judgments": Judgment.objects.filter(status=Judgment.Status.ACCEPTED).count(),
-    }
-    # NaN (no triplet with enough votes for a ceiling) is not JSON: store null instead.
-    results = {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in results.items()}
-    return Evaluation.objects.create(
-        space=space, model_version=version, split=split, results=results
-    )
-
-
-def _gold_agreement(space: str, split: str) -> float | None:
-    """How often the model finds a gold triplet's other-track snippet (checks, not taste)."""
-    gold = list(
-        Triplet.objects.filter(kind=Triplet.Kind.GOLD, split=split).values_list(
-            "snippet_a_id", "snippet_b_id", "snippet_c_id", "gold_odd"
-        )
-    )
-    if not gold:
-        return None
-    odd = _odd_positions(space, [g[:3] for g in gold])
-    return float(np.mean(odd == np.array([g[3] for g in gold])))
+def version_vectors(version: ModelVersion, snippet_ids: list[int]) -> dict[int, np.ndarray]:
+    """The version's embeddings of these snippets, computed from audio (or BEATs vectors)."""
+    model = model_load(version)
+    if version.name == HEAD_NAME:
+        missing = [
+            s for s in snippet_ids if s in set(snippets_missing(embedding_services.BEATS_SPACE))
+        ]
+        if missing:
+            embedding_services.snippets_embed_beats(missing)
+        ids, matrix = embedding_matrix(embedding_services.BEATS_SPACE, snippet_ids)
+        return dict(zip((int(s) for s in ids), head_embed(model, matrix), strict=True))
+    log_mels = snippet_log_mels(snippet_ids=snippet_ids)
+    vectors = nets.embed(model, [log_mels[s] for s in snippet_ids])
+    return dict(zip(snippet_ids, vectors, strict=True))

@@ -54,7 +54,7 @@ class TripletData:
 @dataclass
 class TrainResult:
     model: OddNet
-    config: TrainConfig
+    config: Any  # the run's config dataclass
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     step: int = 0
@@ -70,7 +70,7 @@ def _agreement(model: OddNet, data: TripletData) -> float:
     return float(majority_scores(odd, data.val_answers).mean())
 
 
-def _save(path: str, state: dict[str, Any]) -> None:
+def save_checkpoint(path: str, state: dict[str, Any]) -> None:
     """Write via a temporary file and os.replace, so a killed run leaves a whole checkpoint."""
     tmp = f"{path}.tmp"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -91,8 +91,11 @@ def train(
     data: TripletData,
     net_config: OddNetConfig | None = None,
     progress: Callable[[dict], None] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Fine-tune OddNet with a weighted triplet margin loss on cosine distance.
+
+    `init_state` starts from given weights (a pretrained model's) instead of random ones.
 
     Each step samples `batch_size` triplets by weight-free uniform draws, crops every unique
     snippet of the batch once at a random offset, embeds only those, and applies
@@ -115,19 +118,22 @@ def train(
         lr=config.lr,
         weight_decay=config.weight_decay,
     )
-    step, history, metrics = 0, [], {}
+    step, history, metrics, resumed_from = 0, [], {}, None
     best_state, best_val = None, -1.0
+    if init_state is not None:
+        model.load_state_dict(init_state)
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         step, history, metrics = resume["step"], resume["history"], resume["metrics"]
+        resumed_from = step
         best_state, best_val = resume.get("best_state"), resume.get("best_val", -1.0)
         rng.bit_generator.state = resume["numpy_rng"]
         torch.set_rng_state(resume["torch_rng"])
 
     def checkpoint() -> None:
         if config.checkpoint_path:
-            _save(
+            save_checkpoint(
                 config.checkpoint_path,
                 {
                     "model": model.state_dict(),
@@ -172,6 +178,9 @@ def train(
         optimizer.step()
         step += 1
         record: dict[str, float] = {"step": step, "loss": loss.item()}
+        record["epoch"] = step * config.batch_size / len(data.triplets)
+        if resumed_from is not None:
+            record["resumed_from"] = resumed_from
         if has_val and (step % config.eval_every == 0 or step == config.steps):
             record["val_agreement"] = _agreement(model, data)
             if record["val_agreement"] > best_val:
@@ -187,6 +196,8 @@ def train(
     if config.keep_best and best_state is not None:
         model.load_state_dict(best_state)
     metrics = {"final_loss": history[-1]["loss"] if history else float("nan")}
+    if resumed_from is not None:
+        metrics["resumed_from"] = resumed_from
     if has_val:
         metrics["val_agreement"] = _agreement(model, data)
     checkpoint()

@@ -2,4 +2,8 @@ from django.urls import path
 
 from training import views
 
-urlpatterns = [path("dashboard/", views.dashboard, name="dashboard")]
+urlpatterns = [
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/retrain/", views.retrain, name="dashboard-retrain"),
+    path("dashboard/promote/<int:version_id>/", views.promote, name="dashboard-promote"),
+]

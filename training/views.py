@@ -1,12 +1,21 @@
-"""The staff dashboard: how often each model version agrees with people."""
+"""The staff dashboard: how often each model version agrees with people, training runs as
+they happen, and the buttons to retrain and to promote a version."""
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from annotation.models import Judgment, Listener, Triplet
+from embeddings.extractors import beats
 from embeddings.models import Snippet, Track
-from training.selectors import dashboard_rows, training_runs_recent
+from training import services
+from training.models import ModelVersion
+from training.selectors import dashboard_rows, retraining_status, training_runs_recent
+from training.tasks import promote_model, train_model
 
 CHART_W, CHART_H, BAR_GAP = 640, 240, 12  # px
 
@@ -61,10 +70,40 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "listeners": Listener.objects.count(),
         "judgments": Judgment.objects.count(),
     }
+    status = retraining_status()
+    beats_ok, beats_reason = beats.availability(settings.ODDBALL_BEATS_CHECKPOINT)
     context = {
         "rows": rows,
         "chart": chart_bars(rows),
         "counts": counts,
         "runs": training_runs_recent(),
+        "retraining": status,
+        "beats": {"available": beats_ok, "reason": beats_reason},
+        # While a run is going, the page refreshes itself to show its progress.
+        "refresh_s": 5 if status["active"] else None,
     }
     return render(request, "training/dashboard.html", context)
+
+
+@staff_member_required
+@require_POST
+def retrain(request: HttpRequest) -> HttpResponse:
+    try:
+        run = services.training_run_create(reason=f"started by {request.user.get_username()}")
+    except services.TrainingBusy as e:
+        messages.error(request, str(e))
+        return redirect("dashboard")
+    transaction.on_commit(lambda: train_model.delay(run.id))
+    messages.success(request, f"Training run {run.id} queued.")
+    return redirect("dashboard")
+
+
+@staff_member_required
+@require_POST
+def promote(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, id=version_id)
+    transaction.on_commit(lambda: promote_model.delay(version.id))
+    messages.success(
+        request, f"{version.space}: re-embedding every snippet, then it will be served."
+    )
+    return redirect("dashboard")

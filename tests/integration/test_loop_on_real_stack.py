@@ -102,16 +102,23 @@ def test_the_loop_runs_through_postgresql_redis_and_a_worker(
     crowd = manage(stack_env, "simulate_crowd", "--listeners", "8", "--judgments", "240")
     assert crowd["judgments"] == Judgment.objects.count() == 240
 
-    trained = manage(stack_env, "train", "--steps", "30")
+    trained = manage(stack_env, "train", "--steps", "30", "--pretrain-steps", "10")
     run = TrainingRun.objects.get()
     assert run.status == "done" and run.progress["step"] == 30
-    version = ModelVersion.objects.get()
+    assert run.progress["phase"] == "fine-tune"
+    version = ModelVersion.objects.get(name="oddnet")
+    pretrained = ModelVersion.objects.get(name="oddnet-pretrained")
+    assert version.config["pretrained"] == pretrained.space
     assert trained["model"] == version.space
     assert Path(stack_env["ODDBALL_MEDIA_ROOT"], version.checkpoint).is_file()
+    assert Evaluation.objects.filter(model_version=version).count() == 1  # after training
 
     evaluated = manage(stack_env, "evaluate")
     assert evaluated["n_triplets"] > 0
-    assert Evaluation.objects.count() == 1
+    assert {"mel_stats", "pretrained", "beats_mean", "previous_promoted", "retrieval"} <= set(
+        evaluated
+    )
+    assert Evaluation.objects.count() == 2
 
     exported = manage(stack_env, "export_dataset", "--out", str(tmp_path / "export"))
     assert exported["judgments"] == 240

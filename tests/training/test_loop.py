@@ -30,10 +30,11 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(generated_music,
     assert crowd["errors"] == 0
     assert 0.7 <= crowd["honest_taste_agreement"] <= 0.9
 
-    call_command("train", "--steps", "40")
+    call_command("train", "--steps", "40", "--pretrain-steps", "20")
     trained = last_json(capsys)
-    version = ModelVersion.objects.get()
+    version = ModelVersion.objects.get(name="oddnet")
     assert trained["model"] == version.space == "oddnet@1"
+    assert version.config["pretrained"] == "oddnet-pretrained@1"
     assert version.size_bytes <= 1_000_000
     test_tracks = set(
         Triplet.objects.filter(split="test").values_list("snippet_a__track_id", flat=True)
@@ -51,8 +52,15 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(generated_music,
         "mel_stats",
         "ceiling",
         "n_triplets",
+        "pretrained",
+        "beats_mean",
+        "previous_promoted",
+        "retrieval",
     ):
         assert key in summary
+    assert summary["pretrained"] is not None
+    assert summary["beats_status"].startswith("no checkpoint configured")
+    assert 0 <= summary["retrieval"]["model"]["recall_at_k"] <= 1
     assert summary["ci_low"] <= summary["agreement"] <= summary["ci_high"]
     assert summary["n_triplets"] > 0
     assert Evaluation.objects.filter(model_version=version).exists()

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from training.metrics import (
     bootstrap_ci,
@@ -6,6 +7,7 @@ from training.metrics import (
     majority_scores,
     odd_position,
     odd_positions,
+    same_track_retrieval,
     vote_scores,
 )
 
@@ -52,3 +54,24 @@ def test_the_human_ceiling_is_undefined_without_enough_votes() -> None:
     mean, used = human_ceiling([[0, 1], [2]])
     assert used == 0
     assert np.isnan(mean)
+
+
+def test_same_track_retrieval_is_perfect_when_tracks_form_tight_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 8)) * 10
+    groups = np.repeat(np.arange(5), 4)
+    vectors = centres[groups] + rng.normal(size=(20, 8)) * 0.01
+    result = same_track_retrieval(vectors, groups, k=10, metric="euclidean")
+    assert result["recall_at_k"] == 1.0
+    assert result["ndcg_at_k"] == pytest.approx(1.0)
+    assert result["queries"] == 20
+
+
+def test_same_track_retrieval_scores_a_late_hit_below_an_early_one():
+    # Query 0's only partner (index 3) is ranked third: recall 1, nDCG 1/log2(4) = 0.5.
+    vectors = np.array([[0.0], [1.0], [2.0], [3.0], [100.0]])
+    groups = np.array([0, 1, 2, 0, 4])
+    result = same_track_retrieval(vectors, groups, k=3, metric="euclidean")
+    assert result["queries"] == 2
+    assert result["recall_at_k"] == 1.0
+    assert result["ndcg_at_k"] == pytest.approx(0.5)
