@@ -1,8 +1,10 @@
-"""The acceptance loop of issue 2 on a fresh SQLite database, timed step by step.
+"""The acceptance loop on a fresh SQLite database, timed step by step.
 
 import_audio (hedgewars, wesnoth, fof_sectoid) -> embed -> make_tasks ->
-simulate_crowd --listeners 30 --judgments 1500 -> train -> evaluate, in a temporary folder.
-Rerun: .venv/bin/python bench/loop_acceptance.py [--seed S]
+simulate_crowd --listeners 30 --judgments N -> train (pretrain, fine-tune) -> evaluate, in a
+temporary folder. Reports the fine-tuned oddnet beside mel-stats and the pretrained-only
+oddnet on the same held-out triplets.
+Rerun: .venv/bin/python bench/loop_acceptance.py [--seed S] [--judgments N]
 """
 
 import argparse
@@ -26,6 +28,7 @@ def emit(name: str, value: float, unit: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--judgments", type=int, default=3000)
     args = parser.parse_args()
     if not CORPUS.is_dir():
         print(json.dumps({"name": "loop_acceptance", "skipped": f"{CORPUS} not found"}))
@@ -46,7 +49,7 @@ def main() -> None:
                     "--listeners",
                     "30",
                     "--judgments",
-                    "1500",
+                    str(args.judgments),
                     "--seed",
                     str(args.seed),
                 ],
@@ -73,9 +76,17 @@ def main() -> None:
             if name != "migrate":
                 last = json.loads(done.stdout.strip().splitlines()[-1])
         emit("loop.total.seconds", round(total, 1), "s")
-        for key in ("agreement", "ci_low", "ci_high", "mel_stats", "ceiling", "n_triplets"):
+        keys = ("agreement", "ci_low", "ci_high", "mel_stats", "pretrained", "ceiling")
+        for key in (*keys, "n_triplets"):
             emit(f"loop.{key}", last[key], "count" if key == "n_triplets" else "fraction")
-    print(f"# rerun: .venv/bin/python bench/loop_acceptance.py --seed {args.seed}", file=sys.stderr)
+        emit("loop.retrieval_recall_at_10", last["retrieval"]["model"]["recall_at_k"], "fraction")
+        emit("loop.fine_tuned_minus_mel_stats", last["agreement"] - last["mel_stats"], "fraction")
+        emit("loop.fine_tuned_minus_pretrained", last["agreement"] - last["pretrained"], "fraction")
+    print(
+        f"# rerun: .venv/bin/python bench/loop_acceptance.py --seed {args.seed} "
+        f"--judgments {args.judgments}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

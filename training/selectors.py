@@ -57,3 +57,9 @@ def retraining_status() -> dict:
 
 def training_runs_recent(limit: int = 10) -> list[TrainingRun]:
     return list(TrainingRun.objects.order_by("-created_at")[:limit])
+
+
+def served_version() -> ModelVersion | None:
+    """The promoted version: its index is the one search and sampling read. None until a
+    version has been promoted (then mel-stats serves)."""
+    return ModelVersion.objects.filter(promoted=True).first()

@@ -465,7 +465,7 @@ def model_promote(version_id: int) -> ModelVersion:
     """Serve a version (run by a worker: the caller enqueues `training.promote_model`).
 
     Embed every visible snippet the version has no vector for, rebuild its index, then
-    swap: in one transaction the version becomes the promoted one of its name. Search and
+    swap: in one transaction the version becomes the one promoted version. Search and
     sampling read the promoted version's index, which is whole before the swap. Idempotent."""
     version = ModelVersion.objects.get(id=version_id)
     missing = snippets_missing(version.space)
@@ -473,9 +473,8 @@ def model_promote(version_id: int) -> ModelVersion:
         embedding_services.embeddings_store(version.space, version_vectors(version, missing))
     embedding_services.index_build(version.space)
     with transaction.atomic():
-        ModelVersion.objects.filter(name=version.name, promoted=True).exclude(id=version.id).update(
-            promoted=False
-        )
+        # One version is served at a time, whatever its kind.
+        ModelVersion.objects.filter(promoted=True).exclude(id=version.id).update(promoted=False)
         ModelVersion.objects.filter(id=version.id).update(promoted=True, promoted_at=timezone.now())
     version.refresh_from_db()
     return version

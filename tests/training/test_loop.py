@@ -8,7 +8,11 @@ import pytest
 from django.core.management import call_command
 
 from annotation.models import Judgment, Triplet
+from embeddings.models import Embedding, Snippet
+from embeddings.services import index_path
 from training.models import Evaluation, ModelVersion
+from training.selectors import served_version
+from training.tasks import promote_model
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +68,18 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(generated_music,
     assert summary["ci_low"] <= summary["agreement"] <= summary["ci_high"]
     assert summary["n_triplets"] > 0
     assert Evaluation.objects.filter(model_version=version).exists()
+
+    # Promotion completes the version's vectors, rebuilds its index, then swaps it in.
+    pretrained = ModelVersion.objects.get(name="oddnet-pretrained")
+    promote_model.delay(pretrained.id)
+    assert served_version() == pretrained
+    Embedding.objects.filter(space=version.space, snippet_id__in=[1, 2, 3]).delete()
+    promote_model.delay(version.id)
+    assert served_version() == version
+    assert Embedding.objects.filter(space=version.space).count() == Snippet.objects.count()
+    assert index_path(version.space).is_file()
+    pretrained.refresh_from_db()
+    assert not pretrained.promoted
 
     call_command("export_dataset", "--out", str(tmp_path / "export"))
     votes = pd.read_parquet(tmp_path / "export" / "judgments.parquet")
