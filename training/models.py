@@ -51,6 +51,9 @@ class ModelVersion(models.Model):
     size_bytes = models.PositiveIntegerField()
     promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    artifacts = models.JSONField(
+        default=dict, help_text="Exported files by kind (onnx, safetensors, json), media paths."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

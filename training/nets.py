@@ -65,10 +65,20 @@ class ConvBlock(nn.Module):
 
 def window_stats(x: torch.Tensor, frames: int) -> torch.Tensor:
     """(B, C, T) -> (B, 2C, ceil(T / frames)): mean and std of non-overlapping windows.
-    ceil_mode keeps the last partial window, averaged over the frames it has."""
-    mean = F.avg_pool1d(x, frames, frames, ceil_mode=True)
-    square = F.avg_pool1d(x * x, frames, frames, ceil_mode=True)
-    std = torch.sqrt(torch.clamp(square - mean * mean, min=1e-6))
+    The last, partial window is averaged over the frames it has."""
+    # Zero-pad to whole windows and count the real frames, rather than avg_pool1d's
+    # ceil_mode: ONNX runtimes disagree on the divisor of a window that hangs past the end
+    # (tract and rten divided by the kernel size), and a clip of whole seconds always ends
+    # with a one-frame window. Two passes, not E[x²] - E[x]²: on digital silence that
+    # difference is rounding noise, which made PyTorch and onnxruntime differ by ~1e-4.
+    b, c, t = x.shape
+    pad = (-t) % frames
+    real = F.pad(torch.ones_like(x[:1, :1]), (0, pad)).reshape(1, 1, -1, frames)
+    windows = F.pad(x, (0, pad)).reshape(b, c, -1, frames)
+    count = real.sum(dim=3)
+    mean = windows.sum(dim=3) / count
+    deviation = (windows - mean[..., None]) * real
+    std = torch.sqrt(torch.clamp((deviation * deviation).sum(dim=3) / count, min=1e-6))
     return torch.cat([mean, std], dim=1)
 
 
@@ -128,17 +138,36 @@ def param_bytes(model: nn.Module) -> int:
     return 4 * sum(p.numel() for p in model.parameters())
 
 
-_SPECTROGRAM = torchaudio.transforms.Spectrogram(n_fft=N_FFT, hop_length=HOP, power=2.0)
-_MEL_SCALE = torchaudio.transforms.MelScale(
+# torchaudio's Spectrogram defaults (periodic Hann window, centred frames, reflect padding)
+# and MelScale's filterbank (HTK mel scale, no normalisation), as the mel-stats extractor uses.
+_WINDOW = torch.hann_window(N_FFT)
+MEL_FILTERBANK = torchaudio.transforms.MelScale(
     n_mels=N_MELS, sample_rate=SAMPLE_RATE, f_min=0.0, f_max=SAMPLE_RATE / 2, n_stft=N_FFT // 2 + 1
-)
+).fb  # (N_FFT // 2 + 1, N_MELS)
+CHUNK_FRAMES = 500  # log-mel frames per STFT call (10 s)
 
 
 def log_mel(wave16k: torch.Tensor) -> torch.Tensor:
     """Natural-log mel power spectrogram (n_mels, T) or (B, n_mels, T) of mono 16 kHz audio
     (N,) or (B, N): the mel-stats extractor's spectrogram, batched and in torch."""
-    mel = _MEL_SCALE.to(wave16k.device)(_SPECTROGRAM.to(wave16k.device)(wave16k.float()))
-    return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+    wave = wave16k.float()
+    frames = 1 + wave.shape[-1] // HOP
+    # Centre the frames once, then transform ten seconds at a time: on a whole song the
+    # spectra of one call outgrow the cache, and the log-mel took up to twice as long. The
+    # frames are those of one torch.stft(center=True) call.
+    padded = F.pad(wave.reshape(-1, wave.shape[-1]), (N_FFT // 2, N_FFT // 2), mode="reflect")
+    window, bank = _WINDOW.to(wave.device), MEL_FILTERBANK.to(wave.device)
+    parts = []
+    for start in range(0, frames, CHUNK_FRAMES):
+        stop = min(frames, start + CHUNK_FRAMES)
+        segment = padded[:, start * HOP : (stop - 1) * HOP + N_FFT]
+        spec = torch.stft(segment, N_FFT, HOP, window=window, center=False, return_complex=True)
+        # re² + im², not torchaudio's abs().pow(2), which takes a square root first (slower;
+        # the same log-mel within 1e-6).
+        power = (spec.real.square() + spec.imag.square()).transpose(1, 2)
+        parts.append(torch.matmul(power, bank))
+    mel = torch.cat(parts, dim=1).transpose(1, 2)
+    return torch.log(torch.clamp(mel, min=LOG_FLOOR)).reshape(*wave.shape[:-1], -1, frames)
 
 
 @torch.no_grad()

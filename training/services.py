@@ -28,7 +28,7 @@ from embeddings import services as embedding_services
 from embeddings.extractors import beats
 from embeddings.models import Snippet, Split
 from embeddings.selectors import embedding_matrix, snippets_missing
-from training import evaluation, metrics, nets
+from training import evaluation, export, metrics, nets
 from training.evaluation import model_evaluate
 from training.heads import HeadConfig, ProjectionHead, head_embed, train_head
 from training.models import ModelVersion, TrainingRun
@@ -429,7 +429,29 @@ def _register_model(
         )
     embedding_services.embeddings_store(version.space, vectors)
     embedding_services.index_build(version.space)
+    model_export(version, model)
     return version
+
+
+def model_export(version: ModelVersion, model: torch.nn.Module | None = None) -> dict[str, str]:
+    """Write the version's files for other programs (ONNX checked against onnxruntime,
+    safetensors, and a JSON description of the front end) under media/models/<space>/."""
+    model = model or model_load(version)
+    folder = Path("models") / version.space.replace("@", "-")
+    metadata = {
+        "space": version.space,
+        "embedding": "L2-normalised; compare with cosine similarity",
+        "trained_on_tracks": len(version.trained_track_ids),
+        "created_at": version.created_at.isoformat(),
+    }
+    stem = version.space.replace("@", "-")
+    if version.name == HEAD_NAME:
+        paths = export.export_head(model, Path(settings.MEDIA_ROOT) / folder, stem, metadata)
+    else:
+        paths = export.export_all(model, Path(settings.MEDIA_ROOT) / folder, stem, metadata)
+    version.artifacts = {kind: (folder / p.name).as_posix() for kind, p in paths.items()}
+    version.save(update_fields=["artifacts"])
+    return version.artifacts
 
 
 def _evaluate_and_maybe_promote(version: ModelVersion) -> None:

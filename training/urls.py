@@ -6,4 +6,6 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/retrain/", views.retrain, name="dashboard-retrain"),
     path("dashboard/promote/<int:version_id>/", views.promote, name="dashboard-promote"),
+    path("models/", views.models_page, name="models"),
+    path("models/<str:space>/<str:kind>/", views.model_file, name="model-file"),
 ]

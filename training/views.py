@@ -1,11 +1,13 @@
 """The staff dashboard: how often each model version agrees with people, training runs as
 they happen, and the buttons to retrain and to promote a version."""
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -107,3 +109,18 @@ def promote(request: HttpRequest, version_id: int) -> HttpResponse:
         request, f"{version.space}: re-embedding every snippet, then it will be served."
     )
     return redirect("dashboard")
+
+
+def models_page(request: HttpRequest) -> HttpResponse:
+    """Every model version with its files, for anyone to take away."""
+    versions = ModelVersion.objects.exclude(artifacts={}).order_by("name", "-version")
+    return render(request, "training/models.html", {"versions": versions})
+
+
+def model_file(request: HttpRequest, space: str, kind: str) -> FileResponse:
+    name, _, number = space.rpartition("@")
+    version = get_object_or_404(ModelVersion, name=name, version=int(number or 0))
+    if kind not in version.artifacts:
+        raise Http404(f"{space} has no {kind} file; kinds: {', '.join(version.artifacts)}")
+    path = Path(settings.MEDIA_ROOT) / version.artifacts[kind]
+    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)

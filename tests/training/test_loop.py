@@ -22,7 +22,9 @@ def last_json(capsys) -> dict:
     return json.loads(out[-1])
 
 
-def test_the_loop_imports_collects_trains_evaluates_and_exports(generated_music, tmp_path, capsys):
+def test_the_loop_imports_collects_trains_evaluates_and_exports(
+    generated_music, tmp_path, capsys, client
+):
     call_command("import_audio", str(generated_music), "--snippet-seconds", "10")
     call_command("embed")
     call_command("make_tasks", "--triplets", "120", "--gold-share", "0.1", "--seed", "1")
@@ -68,6 +70,15 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(generated_music,
     assert summary["ci_low"] <= summary["agreement"] <= summary["ci_high"]
     assert summary["n_triplets"] > 0
     assert Evaluation.objects.filter(model_version=version).exists()
+
+    # Every version can be taken away: ONNX, safetensors and the front end's description.
+    assert set(version.artifacts) == {"onnx", "onnx_waveform", "safetensors", "json"}
+    page = client.get("/models/").content.decode()
+    assert f"/models/{version.space}/onnx/" in page
+    download = client.get(f"/models/{version.space}/safetensors/")
+    assert download.status_code == 200
+    assert download["Content-Disposition"].startswith('attachment; filename="oddnet-1')
+    assert client.get(f"/models/{version.space}/pickle/").status_code == 404
 
     # Promotion completes the version's vectors, rebuilds its index, then swaps it in.
     pretrained = ModelVersion.objects.get(name="oddnet-pretrained")
