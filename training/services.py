@@ -26,7 +26,7 @@ from annotation.models import Judgment
 from annotation.selectors import triplet_votes
 from embeddings import services as embedding_services
 from embeddings.extractors import beats
-from embeddings.models import Snippet, Split
+from embeddings.models import Embedding, Snippet, Split
 from embeddings.selectors import embedding_matrix, snippets_missing
 from training import evaluation, export, metrics, nets
 from training.evaluation import model_evaluate
@@ -70,13 +70,8 @@ def training_run_create(
     if pretrain_unknown:
         raise ValueError(f"unknown pretraining options: {', '.join(sorted(pretrain_unknown))}")
     teacher = config.get("teacher")
-    if (
-        teacher
-        and not ModelVersion.objects.filter(
-            name=teacher.split("@")[0], version=int(teacher.split("@")[-1] or 0)
-        ).exists()
-        and teacher != embedding_services.BEATS_SPACE
-    ):
+    if teacher and not Embedding.objects.filter(space=teacher).exists():
+        # A teacher is any space with vectors: a registered version or beats@1.
         raise ValueError(f"unknown teacher {teacher!r}: a model version like beats-head@1")
     if model_name == HEAD_NAME:
         ok, why = beats.availability(settings.ODDBALL_BEATS_CHECKPOINT)
