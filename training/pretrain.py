@@ -8,7 +8,6 @@ tracks of the batch are the negatives. Checkpoints are self-describing and a kil
 resumes from its last one, as in `training.train`.
 """
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,7 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from training.nets import OddNet, OddNetConfig, seconds_to_frames
-from training.train import TORCH_THREADS, TrainResult, save_checkpoint
+from training.train import (
+    TORCH_THREADS,
+    TrainResult,
+    checkpoint_read,
+    save_checkpoint,
+    training_state,
+    training_state_restore,
+)
 
 DB_TO_LOG_POWER = np.log(10.0) / 10.0  # a level change of x dB shifts log-power by x * this
 
@@ -99,9 +105,8 @@ def pretrain(
     if len(tracks) < 2:
         raise ValueError("pretraining needs at least two tracks: the others are the negatives")
     net_config = net_config or OddNetConfig()
-    resume = None
-    if config.checkpoint_path and os.path.exists(config.checkpoint_path):
-        resume = torch.load(config.checkpoint_path, weights_only=False)
+    resume = checkpoint_read(config.checkpoint_path)
+    if resume is not None:
         net_config = OddNetConfig(**resume["net_config"])
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -111,26 +116,20 @@ def pretrain(
     )
     step, history, resumed_from = 0, [], None
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        training_state_restore(resume, model, optimizer, rng)
         step, history, resumed_from = resume["step"], resume["history"], resume["step"]
-        rng.bit_generator.state = resume["numpy_rng"]
-        torch.set_rng_state(resume["torch_rng"])
 
     def checkpoint() -> None:
         if config.checkpoint_path:
             save_checkpoint(
                 config.checkpoint_path,
                 {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    **training_state(model, optimizer, rng),
                     "config": asdict(config),
                     "net_config": asdict(net_config),
                     "step": step,
                     "metrics": {},
                     "history": history,
-                    "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
                 },
             )
 

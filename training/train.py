@@ -70,6 +70,38 @@ def _agreement(model: OddNet, data: TripletData) -> float:
     return float(majority_scores(odd, data.val_answers).mean())
 
 
+def checkpoint_read(path: str | None) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None when `path` is unset or not written yet."""
+    if path and os.path.exists(path):
+        return torch.load(path, weights_only=False)
+    return None
+
+
+def training_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator
+) -> dict[str, Any]:
+    """What a run needs beside its configs to go on exactly where it stopped."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def training_state_restore(
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> None:
+    """Put back what `training_state` saved."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+
+
 def save_checkpoint(path: str, state: dict[str, Any]) -> None:
     """Write via a temporary file and os.replace, so a killed run leaves a whole checkpoint."""
     tmp = f"{path}.tmp"
@@ -104,9 +136,8 @@ def train(
     """
     torch.set_num_threads(TORCH_THREADS)
     net_config = net_config or OddNetConfig()
-    resume = None
-    if config.checkpoint_path and os.path.exists(config.checkpoint_path):
-        resume = torch.load(config.checkpoint_path, weights_only=False)
+    resume = checkpoint_read(config.checkpoint_path)
+    if resume is not None:
         net_config = OddNetConfig(**resume["net_config"])
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -123,21 +154,17 @@ def train(
     if init_state is not None:
         model.load_state_dict(init_state)
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        training_state_restore(resume, model, optimizer, rng)
         step, history, metrics = resume["step"], resume["history"], resume["metrics"]
         resumed_from = step
         best_state, best_val = resume.get("best_state"), resume.get("best_val", -1.0)
-        rng.bit_generator.state = resume["numpy_rng"]
-        torch.set_rng_state(resume["torch_rng"])
 
     def checkpoint() -> None:
         if config.checkpoint_path:
             save_checkpoint(
                 config.checkpoint_path,
                 {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    **training_state(model, optimizer, rng),
                     "config": asdict(config),
                     "net_config": asdict(net_config),
                     "step": step,
@@ -145,8 +172,6 @@ def train(
                     "history": history,
                     "best_state": best_state,
                     "best_val": best_val,
-                    "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
                 },
             )
 

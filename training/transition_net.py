@@ -28,7 +28,6 @@ so the model exports to ONNX with `dynamo=False` and a dynamic time axis.
 """
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,12 @@ from torch import nn
 from embeddings.extractors import mel_stats
 from embeddings.extractors.mel_stats import FRAME_RATE, N_MELS, SAMPLE_RATE
 from training.nets import log_mel
-from training.train import save_checkpoint
+from training.train import (
+    checkpoint_read,
+    save_checkpoint,
+    training_state,
+    training_state_restore,
+)
 from training.transition_metrics import SeamSet
 
 TORCH_THREADS = 2  # the worker machines have 2 cores
@@ -374,9 +378,8 @@ def train_transitions(
     """
     torch.set_num_threads(TORCH_THREADS)
     net_config = net_config or TransitionNetConfig()
-    resume = None
-    if config.checkpoint_path and os.path.exists(config.checkpoint_path):
-        resume = torch.load(config.checkpoint_path, weights_only=False)
+    resume = checkpoint_read(config.checkpoint_path)
+    if resume is not None:
         net_config = TransitionNetConfig(**resume["net_config"])
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -388,12 +391,9 @@ def train_transitions(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
     step, history, resumed_from = 0, [], None
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        training_state_restore(resume, model, optimizer, rng)
         schedule.load_state_dict(resume["schedule"])
         step, history, resumed_from = resume["step"], resume["history"], resume["step"]
-        rng.bit_generator.state = resume["numpy_rng"]
-        torch.set_rng_state(resume["torch_rng"])
     metrics: dict[str, float] = {}
 
     def checkpoint() -> None:
@@ -401,16 +401,13 @@ def train_transitions(
             save_checkpoint(
                 config.checkpoint_path,
                 {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    **training_state(model, optimizer, rng),
                     "schedule": schedule.state_dict(),
                     "config": asdict(config),
                     "net_config": asdict(net_config),
                     "step": step,
                     "metrics": metrics,
                     "history": history,
-                    "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
                 },
             )
 

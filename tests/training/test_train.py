@@ -85,3 +85,33 @@ def test_a_checkpointed_run_resumes_at_its_step_and_ends_where_an_unbroken_run_e
     saved = torch.load(path, weights_only=False)
     assert {"model", "optimizer", "config", "net_config", "step", "metrics"} <= saved.keys()
     assert saved["step"] == 6
+
+
+def test_a_pretraining_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_does(
+    tmp_path,
+):
+    from training.pretrain import PretrainConfig, TrackChunks, pretrain
+
+    rng = np.random.default_rng(0)
+    data = TrackChunks(
+        features=rng.normal(-5, 2, (8, 64, 320)).astype(np.float32),
+        track_of=np.repeat(np.arange(4), 2),
+    )
+    small = {"steps": 12, "batch_size": 4, "crop_seconds": 2.0, "log_every": 1}
+    whole = pretrain(PretrainConfig(**small), data)
+    path = str(tmp_path / "pretrain.pt")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_7(record: dict) -> None:
+        if record["step"] == 7:
+            raise Killed
+
+    config = PretrainConfig(**small, checkpoint_path=path, checkpoint_every=3)
+    with pytest.raises(Killed):
+        pretrain(config, data, progress=kill_at_step_7)
+    resumed = pretrain(config, data)
+    assert resumed.metrics["resumed_from"] == 6
+    for key, value in whole.model.state_dict().items():
+        assert torch.allclose(value, resumed.model.state_dict()[key], atol=1e-6), key
