@@ -63,12 +63,10 @@ def _frozen(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu().eval()
 
 
-def export_onnx(model: OddNet, path: Path | str) -> Path:
-    """Write `model` as ONNX: `logmel` (batch, n_mels, frames) -> `embedding` (batch, dim),
-    with dynamic batch and frames axes. Returns the path."""
-    path = Path(path)
-    net = _frozen(model)
-    example = torch.randn(1, net.config.n_mels, EXAMPLE_FRAMES)
+def _onnx_write(
+    net: nn.Module, example: torch.Tensor, path: Path, input_name: str, axes: dict
+) -> Path:
+    """Export with the TorchScript exporter (dynamo=False: the dynamo one fixes the time axis)."""
     with _quiet_export(), torch.no_grad():
         torch.onnx.export(
             net,
@@ -76,11 +74,19 @@ def export_onnx(model: OddNet, path: Path | str) -> Path:
             str(path),
             dynamo=False,
             opset_version=ONNX_OPSET,
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "frames"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={input_name: axes, OUTPUT_NAME: {0: "batch"}},
         )
     return path
+
+
+def export_onnx(model: OddNet, path: Path | str) -> Path:
+    """Write `model` as ONNX: `logmel` (batch, n_mels, frames) -> `embedding` (batch, dim),
+    with dynamic batch and frames axes. Returns the path."""
+    net = _frozen(model)
+    example = torch.randn(1, net.config.n_mels, EXAMPLE_FRAMES)
+    return _onnx_write(net, example, Path(path), INPUT_NAME, {0: "batch", 2: "frames"})
 
 
 class _WaveformOddNet(nn.Module):
@@ -109,21 +115,9 @@ def export_onnx_waveform(model: OddNet, path: Path | str) -> Path:
     """Write the whole pipeline as ONNX: `wave16k` (batch, samples) of mono 16 kHz float32
     audio (more than N_FFT // 2 samples) -> `embedding` (batch, dim). Needs a runtime with
     the opset-17 STFT operator (onnxruntime has it). Returns the path."""
-    path = Path(path)
     net = _WaveformOddNet(_frozen(model)).eval()
     example = torch.randn(1, EXAMPLE_FRAMES * HOP) * 0.1
-    with _quiet_export(), torch.no_grad():
-        torch.onnx.export(
-            net,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=[WAVE_INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={WAVE_INPUT_NAME: {0: "batch", 1: "samples"}, OUTPUT_NAME: {0: "batch"}},
-        )
-    return path
+    return _onnx_write(net, example, Path(path), WAVE_INPUT_NAME, {0: "batch", 1: "samples"})
 
 
 def onnx_check(
@@ -366,18 +360,10 @@ def export_head(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net, config = _frozen(head), head.config
-    paths = {"onnx": out / f"{stem}.onnx"}
-    with _quiet_export(), torch.no_grad():
-        torch.onnx.export(
-            net,
-            (torch.randn(2, config.in_dim),),
-            str(paths["onnx"]),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=[VECTOR_INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={VECTOR_INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        )
+    example = torch.randn(2, config.in_dim)
+    paths = {
+        "onnx": _onnx_write(net, example, out / f"{stem}.onnx", VECTOR_INPUT_NAME, {0: "batch"})
+    }
     paths["safetensors"] = export_safetensors(
         head, out / f"{stem}.safetensors", metadata, config_key="head_config"
     )
