@@ -15,7 +15,7 @@ from annotation.models import Judgment, Triplet
 from annotation.selectors import triplet_votes
 from embeddings import services as embedding_services
 from embeddings.extractors import beats
-from embeddings.models import Snippet, Split
+from embeddings.models import Snippet, Split, Track
 from embeddings.selectors import embedding_matrix
 from training import metrics
 from training.models import Evaluation, ModelVersion
@@ -93,20 +93,14 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
     pretrained = (version.config or {}).get("pretrained") if version else None
     previous = _previous_promoted(version)
     beats_ok, beats_reason = beats.availability(settings.ODDBALL_BEATS_CHECKPOINT)
-    beats_space = (
-        embedding_services.BEATS_SPACE
-        if odd_positions(embedding_services.BEATS_SPACE, triplets) is not None
-        else None
-    )
-    if beats_space:
+    beats_mean = _agreement(embedding_services.BEATS_SPACE, triplets, votes)
+    if beats_mean is not None:
         beats_status = "available"
     elif not beats_ok:
         beats_status = beats_reason
     else:
         beats_status = "no BEATs vectors yet: run `embed`"
-    held_tracks = {
-        t for t in Snippet.objects.filter(track__split=split).values_list("track_id", flat=True)
-    } - trained
+    held_tracks = set(Track.objects.filter(split=split).values_list("id", flat=True)) - trained
     held_snippets = sorted(s for s, t in track_of.items() if t in held_tracks)
     results = {
         "model": space,
@@ -120,7 +114,7 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
         "mel_stats": _agreement(embedding_services.MEL_STATS_SPACE, triplets, votes),
         "pretrained": _agreement(pretrained, triplets, votes),
         "pretrained_space": pretrained,
-        "beats_mean": _agreement(beats_space, triplets, votes),
+        "beats_mean": beats_mean,
         "beats_status": beats_status,
         "previous_promoted": _agreement(previous.space if previous else None, triplets, votes),
         "previous_promoted_space": previous.space if previous else None,

@@ -308,11 +308,10 @@ def _train_head_and_register(
     position = {int(s): i for i, s in enumerate(ids)}
     rows, weights = vote_rows(position)
     config = HeadConfig(in_dim=matrix.shape[1], **run.config)
-    _reporter(run, "head", {"steps": config.steps}, progress)({"step": 0})
+    report = _reporter(run, "head", {"steps": config.steps}, progress)
+    report({"step": 0})
     head, run_metrics = train_head(config, matrix, np.array(rows), np.array(weights))
-    _reporter(run, "head", {"steps": config.steps}, progress)(
-        {"step": config.steps, "loss": run_metrics["final_loss"]}
-    )
+    report({"step": config.steps, "loss": run_metrics["final_loss"]})
     used = {int(ids[i]) for row in rows for i in row}
     tracks = sorted(set(Snippet.objects.filter(id__in=used).values_list("track_id", flat=True)))
     vectors = head_embed(head, matrix)
@@ -536,11 +535,7 @@ def version_vectors(version: ModelVersion, snippet_ids: list[int]) -> dict[int, 
     """The version's embeddings of these snippets, computed from audio (or BEATs vectors)."""
     model = model_load(version)
     if version.name == HEAD_NAME:
-        missing = [
-            s for s in snippet_ids if s in set(snippets_missing(embedding_services.BEATS_SPACE))
-        ]
-        if missing:
-            embedding_services.snippets_embed_beats(missing)
+        embedding_services.snippets_embed_beats(snippet_ids)  # only those it lacks
         ids, matrix = embedding_matrix(embedding_services.BEATS_SPACE, snippet_ids)
         return dict(zip((int(s) for s in ids), head_embed(model, matrix), strict=True))
     log_mels = snippet_log_mels(snippet_ids=snippet_ids)
