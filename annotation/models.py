@@ -1,10 +1,10 @@
-"""Listeners, the triplets they are asked about, assignments and the judgments they give."""
+"""Listeners, the triplets and transitions they are asked about, assignments and answers."""
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from embeddings.models import Snippet, Split
+from embeddings.models import Clip, Rendering, Snippet, Split
 
 SLOTS = "abc"  # a triplet's canonical slots; listeners see them in a per-assignment order
 
@@ -138,5 +138,108 @@ class SnippetReport(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["snippet", "listener", "reason"], name="report_once_per_reason"
+            )
+        ]
+
+
+class TransitionTask(models.Model):
+    """A transition to rate: clip X flowing into clip Y in one style.
+
+    `kind` says why the pair was chosen: proposed by a model (its top candidates), a random
+    control, or the track's true continuation (a check that should sound seamless). The
+    shares in force when it was made are kept in `shares`. Served once its rendering exists.
+    """
+
+    class Kind(models.TextChoices):
+        MODEL = "model"
+        RANDOM = "random"
+        TRUE = "true"
+
+    clip_x = models.ForeignKey(Clip, on_delete=models.PROTECT, related_name="+")
+    clip_y = models.ForeignKey(Clip, on_delete=models.PROTECT, related_name="+")
+    style = models.CharField(max_length=10, choices=Rendering.Style.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    proposed_by = models.CharField(
+        max_length=60, blank=True, help_text="Space that proposed the pair (kind model)."
+    )
+    score = models.FloatField(null=True, blank=True, help_text="The proposer's score.")
+    shares = models.JSONField(help_text="Share of each kind when the task was made.")
+    split = models.CharField(max_length=5, choices=Split.choices)
+    rendering = models.ForeignKey(
+        Rendering, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+    )
+    active = models.BooleanField(default=True)
+    votes = models.PositiveIntegerField(default=0)
+    served = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["active", "votes", "served"], name="transition_task_serving")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clip_x", "clip_y", "style"], name="transition_task_once"
+            )
+        ]
+
+
+class TransitionAssignment(models.Model):
+    """A transition task served to one listener, valid until `expires_at`."""
+
+    task = models.ForeignKey(TransitionTask, on_delete=models.PROTECT, related_name="assignments")
+    listener = models.ForeignKey(
+        Listener, on_delete=models.PROTECT, related_name="transition_assignments"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    skipped_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=20, choices=Assignment.SkipReason.choices, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["listener", "answered_at"], name="transition_assignment_open")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "listener"], name="transition_assignment_once_per_listener"
+            )
+        ]
+
+
+class TransitionRating(models.Model):
+    """How seamless a listener found one transition: 1 (jarring) to 5 (as if one piece)."""
+
+    Status = Judgment.Status
+    Viewport = Judgment.Viewport
+
+    # One rating per assignment, enforced by the database: a double submit cannot add one.
+    assignment = models.OneToOneField(TransitionAssignment, on_delete=models.PROTECT)
+    task = models.ForeignKey(TransitionTask, on_delete=models.PROTECT, related_name="ratings")
+    listener = models.ForeignKey(
+        Listener, on_delete=models.PROTECT, related_name="transition_ratings"
+    )
+    rating = models.PositiveSmallIntegerField(help_text="1 jarring … 5 seamless.")
+    broke_at_s = models.FloatField(
+        null=True, blank=True, help_text="Where the listener tapped 'it broke here', s."
+    )
+    response_ms = models.PositiveIntegerField(help_text="From first play to answer.")
+    listen_ms = models.PositiveIntegerField(help_text="Time the rendering was heard, ms.")
+    plays = models.PositiveIntegerField(null=True, blank=True)
+    seeks = models.PositiveIntegerField(null=True, blank=True)
+    viewport = models.CharField(max_length=10, choices=Judgment.Viewport.choices, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Judgment.Status.choices, default=Judgment.Status.ACCEPTED
+    )
+    weight = models.FloatField(default=1.0, help_text="Weight used in training.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["task", "status"], name="transition_rating_task")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rating__gte=1, rating__lte=5), name="transition_rating_1_to_5"
             )
         ]

@@ -172,6 +172,14 @@ ODDBALL_TRAINING_STALE_S = env_int("ODDBALL_TRAINING_STALE_S", 300)
 ODDBALL_AUTO_PROMOTE = env_bool("ODDBALL_AUTO_PROMOTE", True)
 # A listener sees how others answered a triplet once this many others have answered it.
 ODDBALL_FINISHED_VOTES = env_int("ODDBALL_FINISHED_VOTES", 3)
+# Transitions: tracks are cut into clips of this length overlapping by this much; a clip's
+# opening and ending (what transition models read) last ODDBALL_CLIP_EDGE_S (3-5 s).
+ODDBALL_CLIP_S = float(env_str("ODDBALL_CLIP_S", "25"))
+ODDBALL_CLIP_OVERLAP_S = float(env_str("ODDBALL_CLIP_OVERLAP_S", "5"))
+ODDBALL_CLIP_EDGE_S = float(env_str("ODDBALL_CLIP_EDGE_S", "4"))
+# New transition tasks: share proposed by the transition model, random controls, and true
+# continuations (checks that should sound seamless), as kind=share pairs.
+ODDBALL_TRANSITION_SHARES = env_str("ODDBALL_TRANSITION_SHARES", "model=0.5,random=0.3,true=0.2")
 # The embedded default serves media from Django; behind nginx turn this off.
 ODDBALL_SERVE_MEDIA = env_bool("ODDBALL_SERVE_MEDIA", True)
 

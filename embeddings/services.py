@@ -1,7 +1,9 @@
-"""Writes for the embeddings app: importing tracks, cutting snippets, embedding, indexing."""
+"""Writes for the embeddings app: importing tracks, cutting snippets and clips, embedding,
+indexing, rendering transitions."""
 
 import csv
 import logging
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -10,10 +12,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
-from embeddings import audio, index
+from embeddings import audio, index, transitions
 from embeddings.extractors import beats, mel_stats
-from embeddings.models import Embedding, Snippet, Split, Track
-from embeddings.selectors import embedding_matrix
+from embeddings.models import Clip, ClipEmbedding, Embedding, Rendering, Snippet, Split, Track
+from embeddings.selectors import clip_index_path, clip_matrix, embedding_matrix
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class ImportOutcome:
     reason: str = ""
     track_id: int | None = None
     snippet_ids: list[int] = field(default_factory=list)
+    clip_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +136,7 @@ def track_import(
     rows = []
     for position, plan in enumerate(plans):
         rows.append(_snippet_write(wave, sr, mono16k, plan, folder, position))
+    copies = _track_copies_write(path, mono16k, checksum)
     try:
         with transaction.atomic():
             track = Track.objects.create(
@@ -148,13 +152,61 @@ def track_import(
                 source=meta.source,
                 genre=meta.genre,
                 split=split_choose(checksum),
+                **copies,
             )
             snippets = Snippet.objects.bulk_create(Snippet(track=track, **row) for row in rows)
+            clips = clips_cut(track, len(mono16k) / audio.ANALYSIS_RATE)
     except IntegrityError:
         # Another worker imported the same file at the same moment; its rows stand.
         track = Track.objects.get(checksum=checksum)
         return ImportOutcome(name, "exists", track_id=track.id)
-    return ImportOutcome(name, "imported", track_id=track.id, snippet_ids=[s.id for s in snippets])
+    return ImportOutcome(
+        name,
+        "imported",
+        track_id=track.id,
+        snippet_ids=[s.id for s in snippets],
+        clip_ids=[c.id for c in clips],
+    )
+
+
+def _track_copies_write(path: Path, mono16k: np.ndarray, checksum: str) -> dict:
+    """Keep the imported file as it was (renderings are made from it at its own quality)
+    and a whole-track 16 kHz analysis copy (clips are analysed from it)."""
+    folder = Path("tracks") / checksum[:2] / checksum[:16]
+    media = Path(settings.MEDIA_ROOT)
+    (media / folder).mkdir(parents=True, exist_ok=True)
+    original = (folder / f"original{path.suffix.lower()}").as_posix()
+    analysis_name = (folder / "analysis.flac").as_posix()
+    tmp = media / f"{original}.part"
+    shutil.copyfile(path, tmp)
+    tmp.replace(media / original)
+    audio.encode_analysis(np.clip(mono16k, -1.0, 1.0), media / analysis_name)
+    return {"original": original, "analysis": analysis_name}
+
+
+def clips_cut(track: Track, duration_s: float) -> list[Clip]:
+    """Create the track's ordered clips (ODDBALL_CLIP_S long, overlapping by
+    ODDBALL_CLIP_OVERLAP_S; a last shorter clip is kept when it lasts at least 10 s, since
+    a track's real end is where "what plays next" is asked most). Idempotent."""
+    plans = transitions.plan_clips(
+        duration_s,
+        clip_s=settings.ODDBALL_CLIP_S,
+        overlap_s=settings.ODDBALL_CLIP_OVERLAP_S,
+        ending_s=settings.ODDBALL_CLIP_EDGE_S,
+        min_clip_s=min(transitions.MIN_CLIP_S, settings.ODDBALL_CLIP_S),
+    )
+    rows = [
+        Clip(
+            track=track,
+            position=p.index,
+            start_s=p.start_s,
+            duration_s=p.duration_s,
+            edge_s=p.opening.duration_s,
+        )
+        for p in plans
+    ]
+    Clip.objects.bulk_create(rows, ignore_conflicts=True)
+    return list(Clip.objects.filter(track=track))
 
 
 def _snippet_write(
@@ -192,6 +244,55 @@ def _snippet_write(
 
 def snippet_analysis_audio(snippet: Snippet) -> np.ndarray:
     return audio.load_analysis(Path(settings.MEDIA_ROOT) / snippet.analysis.name)
+
+
+def track_analysis_audio(track: Track) -> np.ndarray:
+    """The whole track as 16 kHz mono; AudioError when the track has no copy."""
+    if not track.analysis:
+        raise audio.AudioError(f"track {track.id} has no whole-track copy; import it again")
+    return audio.load_analysis(Path(settings.MEDIA_ROOT) / track.analysis.name)
+
+
+def clip_edges(clip: Clip, mono16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(opening, ending) audio of a clip, cut from its track's 16 kHz copy."""
+    rate = audio.ANALYSIS_RATE
+    start, end, edge = (round(t * rate) for t in (clip.start_s, clip.end_s, clip.edge_s))
+    return mono16k[start : start + edge], mono16k[end - edge : end]
+
+
+def clip_embeddings_store(space: str, vectors: dict[tuple[int, str], np.ndarray]) -> int:
+    """Store vectors keyed by (clip id, part) in `space`; existing ones are kept."""
+    rows = [
+        ClipEmbedding(
+            clip_id=clip_id,
+            part=part,
+            space=space,
+            dim=len(vector),
+            vector=np.asarray(vector, dtype="<f4").tobytes(),
+        )
+        for (clip_id, part), vector in vectors.items()
+    ]
+    return len(ClipEmbedding.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500))
+
+
+def clips_embed_mel_stats(track_id: int) -> int:
+    """Mel-stats vectors of the opening and ending of each of a track's clips (idempotent)."""
+    track = Track.objects.get(id=track_id)
+    done = set(
+        ClipEmbedding.objects.filter(clip__track=track, space=MEL_STATS_SPACE).values_list(
+            "clip_id", "part"
+        )
+    )
+    clips = [c for c in track.clips.all() if {(c.id, "opening"), (c.id, "ending")} - done]
+    if not clips:
+        return 0
+    mono16k = track_analysis_audio(track)
+    vectors = {}
+    for clip in clips:
+        opening, ending = clip_edges(clip, mono16k)
+        vectors[(clip.id, "opening")] = mel_stats.extract(opening)
+        vectors[(clip.id, "ending")] = mel_stats.extract(ending)
+    return clip_embeddings_store(MEL_STATS_SPACE, vectors)
 
 
 def embeddings_store(space: str, vectors: dict[int, np.ndarray]) -> int:
@@ -270,3 +371,108 @@ def index_build(space: str) -> Path:
     built.save(path)
     log.info("index %s: %d vectors of %d dims", space, len(ids), matrix.shape[1])
     return path
+
+
+def clip_index_build(space: str) -> Path:
+    """Build the FAISS index of every clip opening in `space` and swap it in atomically.
+
+    Mel-stats openings are z-scored (features with different units); a transition model's
+    openings are L2-normalised, so L2 order is cosine order."""
+    ids, matrix = clip_matrix(space, ClipEmbedding.Part.OPENING)
+    if len(ids) == 0:
+        raise ValueError(f"no clip openings stored in space {space!r}")
+    built = index.VectorIndex.build(matrix, ids, standardise=space == MEL_STATS_SPACE)
+    path = clip_index_path(space)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    built.save(path)
+    return path
+
+
+def rendering_make(
+    clip_x_id: int, clip_y_id: int, style: str, seed: int = 0
+) -> tuple[Rendering, bool]:
+    """Render clip X's ending flowing into clip Y in `style` and store it; (rendering,
+    created). Idempotent: a rendering of the same pair, style, seed and renderer version is
+    returned as it is.
+
+    Renderings are made from the imported files at their own rate. When Y holds what really
+    followed X in the same track, Y starts exactly where X stops and beats are not shifted,
+    so a hard cut of a true continuation is the original audio.
+    """
+    if style not in Rendering.Style.values:
+        raise ValueError(f"style must be one of {', '.join(Rendering.Style.values)}")
+    version = transitions.RENDER_VERSION
+    found = Rendering.objects.filter(
+        clip_x_id=clip_x_id, clip_y_id=clip_y_id, style=style, seed=seed, version=version
+    ).first()
+    if found:
+        return found, False
+    clip_x = Clip.objects.select_related("track").get(id=clip_x_id)
+    clip_y = Clip.objects.select_related("track").get(id=clip_y_id)
+    x, sr = _track_original(clip_x.track)
+    if clip_y.track_id == clip_x.track_id:
+        y = x
+    else:
+        y, sr_y = _track_original(clip_y.track)
+        if sr_y != sr:
+            y = audio.resample(y, sr_y, sr)
+    continues = clip_y.track_id == clip_x.track_id and clip_y.start_s <= clip_x.end_s < clip_y.end_s
+    config = transitions.RenderConfig(align_beats=not continues)
+    y_seam_s = clip_x.end_s if continues else clip_y.start_s
+    made = transitions.render_transition(
+        x, y, sr, style, x_seam_s=clip_x.end_s, y_seam_s=y_seam_s, config=config, seed=seed
+    )
+    name = (
+        Path("renderings") / f"{clip_x.track.checksum[:2]}" / f"{clip_x_id}-{clip_y_id}"
+        f"-{style}-{seed}-v{version}.ogg"
+    ).as_posix()
+    target = Path(settings.MEDIA_ROOT) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    transitions.write_rendering(made, target)
+    tempo = [{"bpm": t.bpm, "confidence": t.confidence, "phase_s": t.phase_s}
+             for t in (made.tempo_x, made.tempo_y)]  # fmt: skip
+    try:
+        with transaction.atomic():
+            row = Rendering.objects.create(
+                clip_x=clip_x,
+                clip_y=clip_y,
+                style=style,
+                seed=seed,
+                version=version,
+                x_seam_s=clip_x.end_s,
+                y_seam_s=y_seam_s,
+                seam_s=made.seam_s,
+                duration_s=made.duration_s,
+                config=asdict(config),
+                crossfade_s=made.crossfade_s,
+                mask=None if made.mask is None else [round(float(v), 4) for v in made.mask],
+                mask_rate_hz=made.mask_rate_hz,
+                gain_x_db=made.gain_x_db,
+                gain_y_db=made.gain_y_db,
+                lufs_x=made.lufs_x,
+                lufs_y=made.lufs_y,
+                limited_x=made.limited_x,
+                limited_y=made.limited_y,
+                mix_gain_db=made.mix_gain_db,
+                tempo_x=tempo[0],
+                tempo_y=tempo[1],
+                beat_shift_s=made.beat_shift_s,
+                aligned=made.aligned,
+                alignment_note=made.alignment_note[:200],
+                sample_rate=min(made.sample_rate, audio.BROWSER_RATE),
+                audio=name,
+                sha256=audio.sha256_file(target),
+            )
+    except IntegrityError:
+        # A second delivery of the same render task got there first; the file is the same.
+        existing = Rendering.objects.get(
+            clip_x_id=clip_x_id, clip_y_id=clip_y_id, style=style, seed=seed, version=version
+        )
+        return existing, False
+    return row, True
+
+
+def _track_original(track: Track) -> tuple[np.ndarray, int]:
+    if not track.original:
+        raise audio.AudioError(f"track {track.id} has no stored original; import it again")
+    return audio.decode(Path(settings.MEDIA_ROOT) / track.original.name)

@@ -17,6 +17,8 @@ def import_file(path: str, meta: dict | None = None, snippet_s: float = 15.0) ->
     outcome = services.track_import(Path(path), track_meta, snippet_s)
     if outcome.snippet_ids:
         embed_mel_stats.delay(outcome.snippet_ids)
+    if outcome.clip_ids:
+        embed_clips_mel_stats.delay(outcome.track_id)
     return outcome.as_dict()
 
 
@@ -36,3 +38,15 @@ def embed_beats(snippet_ids: list[int]) -> int:
 def build_index(space: str) -> str:
     """Rebuild the FAISS index of one space and swap it in."""
     return str(services.index_build(space))
+
+
+@shared_task(name="embeddings.embed_clips_mel_stats", queue="embed", acks_late=True)
+def embed_clips_mel_stats(track_id: int) -> int:
+    """Compute missing mel-stats vectors of one track's clip openings and endings."""
+    return services.clips_embed_mel_stats(track_id)
+
+
+@shared_task(name="embeddings.build_clip_index", queue="embed", acks_late=True)
+def build_clip_index(space: str) -> str:
+    """Rebuild the FAISS index of one space's clip openings and swap it in."""
+    return str(services.clip_index_build(space))
