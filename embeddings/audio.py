@@ -104,6 +104,25 @@ def decode(path: Path | str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(np.concatenate(blocks).T), sr
 
 
+def decode_span(path: Path | str, start_s: float, stop_s: float) -> tuple[np.ndarray, int, float]:
+    """Decode only [start_s, stop_s) of an already validated file, clipped to its length.
+
+    Returns (float32 (channels, frames), rate, the span's actual start in s). Seeking skips
+    decoding the rest, so a rendering of a few seconds of a long track stays cheap."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            first = max(0, round(start_s * sr))
+            last = max(first, min(f.frames, round(stop_s * sr)))
+            f.seek(first)
+            block = f.read(last - first, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"decoding failed near {start_s:.1f} s: {_reason(e)}") from e
+    if not np.isfinite(block).all():
+        raise AudioError("contains NaN or infinite samples")
+    return np.ascontiguousarray(block.T), sr, first / sr
+
+
 def to_mono(x: np.ndarray) -> np.ndarray:
     """Average the channels of (C, T) audio to (T,); 1-D input is returned as float32."""
     x = np.asarray(x, dtype=np.float32)

@@ -409,18 +409,25 @@ def rendering_make(
         return found, False
     clip_x = Clip.objects.select_related("track").get(id=clip_x_id)
     clip_y = Clip.objects.select_related("track").get(id=clip_y_id)
-    x, sr = _track_original(clip_x.track)
-    if clip_y.track_id == clip_x.track_id:
-        y = x
-    else:
-        y, sr_y = _track_original(clip_y.track)
-        if sr_y != sr:
-            y = audio.resample(y, sr_y, sr)
     continues = clip_y.track_id == clip_x.track_id and clip_y.start_s <= clip_x.end_s < clip_y.end_s
     config = transitions.RenderConfig(align_beats=not continues)
     y_seam_s = clip_x.end_s if continues else clip_y.start_s
+    # Only the seconds around each seam are decoded: the rendering, the tempo windows and
+    # room for a beat shift (at most half a beat, under a second).
+    margin = max(config.before_s, config.after_s, config.tempo_window_s) + 1.0
+    x, sr, x_offset = _track_span(clip_x.track, clip_x.end_s, margin)
+    y, sr_y, y_offset = _track_span(clip_y.track, y_seam_s, margin)
+    if sr_y != sr:
+        y = audio.resample(y, sr_y, sr)
     made = transitions.render_transition(
-        x, y, sr, style, x_seam_s=clip_x.end_s, y_seam_s=y_seam_s, config=config, seed=seed
+        x,
+        y,
+        sr,
+        style,
+        x_seam_s=clip_x.end_s - x_offset,
+        y_seam_s=y_seam_s - y_offset,
+        config=config,
+        seed=seed,
     )
     name = (
         Path("renderings") / f"{clip_x.track.checksum[:2]}" / f"{clip_x_id}-{clip_y_id}"
@@ -472,7 +479,9 @@ def rendering_make(
     return row, True
 
 
-def _track_original(track: Track) -> tuple[np.ndarray, int]:
+def _track_span(track: Track, at_s: float, margin_s: float) -> tuple[np.ndarray, int, float]:
+    """(audio, rate, start s) of the stored original within `margin_s` of `at_s`."""
     if not track.original:
         raise audio.AudioError(f"track {track.id} has no stored original; import it again")
-    return audio.decode(Path(settings.MEDIA_ROOT) / track.original.name)
+    path = Path(settings.MEDIA_ROOT) / track.original.name
+    return audio.decode_span(path, at_s - margin_s, at_s + margin_s)
