@@ -23,6 +23,6 @@ $PY manage.py migrate --noinput
 echo "importing demo music from $music"
 $PY manage.py import_audio "$music"
 $PY manage.py embed
-$PY manage.py make_tasks
+$PY manage.py make_tasks --transitions 60
 $PY manage.py demo_curator
 exec $PY manage.py runserver 127.0.0.1:8000
