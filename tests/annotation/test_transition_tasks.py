@@ -1,10 +1,12 @@
 """Clips, renderings and transition tasks on generated music through the real importer."""
 
+import json
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -162,3 +164,23 @@ def test_make_tasks_renders_transitions_in_every_style(imported):
         assert (r.mask is not None) == (r.style == "overlay")
         if r.mask is not None:
             assert len(r.mask) == round(r.duration_s * r.mask_rate_hz)
+
+
+def test_the_export_has_one_row_per_transition_rating_with_its_seam_and_mask(imported, tmp_path):
+    tasks = transition_tasks_make(12, {"model": 0, "random": 1, "true": 0}, None, seed=6)
+    overlay = next(t for t in tasks if t.style == "overlay")
+    transition_task_render(overlay.id)
+    listener = listener_make()
+    assignment = transition_assignment_next(listener)
+    transition_rating_submit(listener, Rating(assignment.id, 2, 9000, 8000, broke_at_s=7.5))
+    call_command("export_dataset", "--out", str(tmp_path / "out"), stdout=StringIO())
+    frame = pd.read_parquet(tmp_path / "out" / "transitions.parquet")
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    overlay.refresh_from_db()
+    rendering = overlay.rendering
+    assert row["style"] == "overlay" and row["rating"] == 2 and row["broke_at_s"] == 7.5
+    assert row["listener"] == listener.pseudonym and row["task_kind"] == "random"
+    assert json.loads(row["mask"]) == rendering.mask
+    assert row["seam_s"] == rendering.seam_s and row["rendering_sha256"] == rendering.sha256
+    assert "transition ratings" in (tmp_path / "out" / "README.md").read_text()
