@@ -1,5 +1,6 @@
 """The listening API under /api/v1/: create a listener, get the next triplet, answer it,
-skip it, report a snippet. The listening page is a client of this API like any other."""
+skip it, report a snippet; get the next transition, rate it, skip it. The listening pages
+are clients of this API like any other."""
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -12,15 +13,19 @@ from rest_framework.views import APIView
 
 from annotation import selectors
 from annotation import serializers as s
-from annotation.models import Assignment, Listener
+from annotation.models import Assignment, Listener, TransitionAssignment
 from annotation.services import (
     AnnotationError,
     Answer,
+    Rating,
     assignment_next,
     assignment_skip,
     judgment_submit,
     listener_create,
     snippet_report,
+    transition_assignment_next,
+    transition_assignment_skip,
+    transition_rating_submit,
 )
 
 
@@ -154,3 +159,91 @@ class ReportCreateApi(APIView):
         except AnnotationError as e:
             return _error(e)
         return Response(s.ReportOut({"report": report.id}).data, status=status.HTTP_201_CREATED)
+
+
+# Transitions ------------------------------------------------------------------------------
+
+
+def transition_payload(request: HttpRequest, assignment: TransitionAssignment) -> dict:
+    """What the listener hears and nothing more: the task's kind and proposer stay hidden."""
+    rendering = assignment.task.rendering
+    return {
+        "assignment": assignment.id,
+        "expires_at": assignment.expires_at,
+        "min_listen_s": settings.ODDBALL_MIN_LISTEN_S,
+        "rendering": {
+            "id": rendering.id,
+            "url": request.build_absolute_uri(rendering.audio.url),
+            "duration_s": rendering.duration_s,
+            "seam_s": rendering.seam_s,
+            "style": rendering.style,
+        },
+    }
+
+
+class TransitionNextApi(APIView):
+    """The listener's next transition to rate; 204 when none is left. Repeat `after` to
+    fetch ahead while holding the assignments named."""
+
+    @extend_schema(
+        parameters=[s.TransitionNextIn], responses={200: s.TransitionAssignmentOut, 204: None}
+    )
+    def get(self, request: Request) -> Response:
+        listener = _listener(request)
+        query = s.TransitionNextIn(data={"after": request.query_params.getlist("after")})
+        query.is_valid(raise_exception=True)
+        assignment = transition_assignment_next(listener, exclude=query.validated_data["after"])
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(s.TransitionAssignmentOut(transition_payload(request, assignment)).data)
+
+
+class TransitionSkipApi(APIView):
+    """Give a transition back unrated, e.g. when its audio would not load. Idempotent."""
+
+    @extend_schema(request=s.SkipIn, responses={200: s.SkipOut})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        listener = _listener(request)
+        data = s.SkipIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            assignment = transition_assignment_skip(
+                listener, assignment_id, data.validated_data["reason"]
+            )
+        except AnnotationError as e:
+            return _error(e)
+        return Response(s.SkipOut({"assignment": assignment.id, "skipped": True}).data)
+
+
+class RatingCreateApi(APIView):
+    """Rate a transition 1 (jarring) to 5 (seamless). Idempotent: a repeat returns the
+    stored rating with 200; 403 for another's assignment, 409 skipped, 410 expired."""
+
+    @extend_schema(request=s.RatingIn, responses={201: s.RatingOut, 200: s.RatingOut})
+    def post(self, request: Request) -> Response:
+        listener = _listener(request)
+        data = s.RatingIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        rating = Rating(
+            assignment_id=v["assignment"],
+            rating=v["rating"],
+            response_ms=v["response_ms"],
+            listen_ms=v["listen_ms"],
+            broke_at_s=v["broke_at_s"],
+            plays=v["plays"],
+            seeks=v["seeks"],
+            viewport=v["viewport"],
+            language=v["language"],
+            waited_ms=v["waited_ms"],
+        )
+        try:
+            result = transition_rating_submit(listener, rating)
+        except AnnotationError as e:
+            return _error(e)
+        out = {
+            "rating": result.rating.id,
+            "created": result.created,
+            "rated": selectors.transitions_rated(listener),
+        }
+        return Response(s.RatingOut(out).data, status=201 if result.created else 200)

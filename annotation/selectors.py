@@ -8,7 +8,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import Count
 
-from annotation.models import SLOTS, Assignment, Judgment, Listener, Triplet
+from annotation.models import SLOTS, Assignment, Judgment, Listener, TransitionRating, Triplet
 from embeddings.models import Snippet
 
 PRACTICE_ROUND = 3  # gold triplets with feedback before the real ones
@@ -156,6 +156,12 @@ def answers_given(listener: Listener) -> int:
     """Answers given outside the practice round, across the person's devices."""
     family = listener_family(listener)
     return Judgment.objects.filter(listener_id__in=family, practice=False).count()
+
+
+def transitions_rated(listener: Listener) -> int:
+    """Transitions rated, across the person's devices."""
+    family = listener_family(listener)
+    return TransitionRating.objects.filter(listener_id__in=family).count()
 
 
 def practice_left(listener: Listener) -> int:

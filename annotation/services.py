@@ -357,6 +357,12 @@ def listener_claim(listener: Listener | None, user: AbstractBaseUser) -> Listene
             snippet_id__in=SnippetReport.objects.filter(listener=own).values("snippet_id")
         ).update(listener=own)
         Assignment.objects.filter(id__in=ids).update(listener=own)
+        # Transitions likewise: a task both have rated stays with the device's pseudonym.
+        rated = TransitionAssignment.objects.filter(listener=own).values("task_id")
+        moving_t = TransitionAssignment.objects.filter(listener=listener).exclude(task_id__in=rated)
+        ids_t = list(moving_t.values_list("id", flat=True))
+        TransitionRating.objects.filter(assignment_id__in=ids_t).update(listener=own)
+        TransitionAssignment.objects.filter(id__in=ids_t).update(listener=own)
         listener.user = user
         listener.save(update_fields=["user"])
     return own

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.welcome, name="welcome"),
     path("consent/", views.consent, name="consent"),
     path("listen/", views.listen, name="listen"),
+    path("listen/transitions/", views.listen_transitions, name="listen-transitions"),
     path("listen/instructions/", views.instructions, name="instructions"),
     path("listen/history/", views.history, name="history"),
     path("accounts/signup/", views.signup, name="signup"),
@@ -24,4 +25,11 @@ api_urlpatterns = [
     ),
     path("judgments/", api.JudgmentCreateApi.as_view(), name="api-judgment-create"),
     path("reports/", api.ReportCreateApi.as_view(), name="api-report-create"),
+    path("transitions/next/", api.TransitionNextApi.as_view(), name="api-transition-next"),
+    path(
+        "transitions/<int:assignment_id>/skip/",
+        api.TransitionSkipApi.as_view(),
+        name="api-transition-skip",
+    ),
+    path("transitions/ratings/", api.RatingCreateApi.as_view(), name="api-rating-create"),
 ]

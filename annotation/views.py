@@ -1,7 +1,8 @@
-"""Listener pages: welcome, consent, instructions, the odd-one-out page, history, accounts.
+"""Listener pages: welcome, consent, instructions, the odd-one-out and transition pages,
+history, accounts.
 
-The odd-one-out page is a shell: its script is a client of the listening API, so the page,
-scripts and simulated crowds all go through the same services.
+The two listening pages are shells: their scripts are clients of the listening API, so the
+pages, scripts and simulated crowds all go through the same services.
 """
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -19,6 +21,11 @@ from annotation.models import SnippetReport
 from annotation.services import AnnotationError, listener_claim, listener_create
 
 BATCH = 10  # a thank-you after every this many answers
+# A transition counts as heard once it has played without a jump from SEAM_BEFORE_S before
+# the seam to SEAM_AFTER_S after it, and for ODDBALL_MIN_LISTEN_S in all: a rating then
+# rests on the change itself and on what came either side of it.
+SEAM_BEFORE_S = 1.0  # s
+SEAM_AFTER_S = 2.0  # s
 
 
 def _listen_strings() -> dict[str, str]:
@@ -63,19 +70,58 @@ def _listen_strings() -> dict[str, str]:
     }
 
 
+def _transition_strings() -> dict[str, str]:
+    """Everything transitions.js says, in the request's language; {name} marks a value."""
+    return {
+        "load_failed": _("The transition did not load. Try again, or skip this one."),
+        "play": _("Play the transition"),
+        "pause": _("Pause the transition"),
+        "position": _("{at} s of {length} s"),
+        "seam_at": _("The seam is at {at} s (the line on the bar)."),
+        "locked_seam": _(
+            "Rating unlocks once the seam has played through: from {before} s before the "
+            "line to {after} s after it, without jumping."
+        ),
+        "locked_time": _("Rating unlocks after {min} s of listening: {heard} s so far."),
+        "unlocked": _("Heard it: how seamless was it?"),
+        "broke_at": _("It broke at {at} s. Tap again to move the mark."),
+        "sending": _("Sending your rating…"),
+        "saved": _("Saved. Thank you!"),
+        "offline": _(
+            "You seem to be offline. Your rating is kept and will be sent when the connection "
+            "returns."
+        ),
+        "outbox_one": _("1 rating waiting to be sent."),
+        "outbox_other": _("{n} ratings waiting to be sent."),
+        "expired": _("That one had timed out; here is a fresh one."),
+        "skipped": _("Skipped; here is another one."),
+        "error": _("Something went wrong: {detail}"),
+        "batch_thanks": _("That makes {n} transitions rated. Thank you!"),
+    }
+
+
 def welcome(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/welcome.html", {"listener": listener_from_cookie(request)})
 
 
+def _safe_next(request: HttpRequest, target: str) -> str:
+    """`target` when it is a path on this site, else ""."""
+    safe = url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure())
+    return target if target and safe else ""
+
+
 @require_http_methods(["GET", "POST"])
 def consent(request: HttpRequest) -> HttpResponse:
+    """Consent first; then the instructions, or the page that sent the listener here."""
+    next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next", ""))
     if request.method == "GET":
-        return render(request, "annotation/consent.html")
+        return render(request, "annotation/consent.html", {"next": next_url})
     try:
         listener = listener_create(request.POST.get("consent") == "yes", request.user)
     except AnnotationError as e:
-        return render(request, "annotation/consent.html", {"error": str(e)}, status=400)
-    response = redirect("instructions")
+        context = {"error": str(e), "next": next_url}
+        return render(request, "annotation/consent.html", context, status=400)
+    response = redirect(next_url or "instructions")
     listener_cookie_set(response, request, listener)
     return response
 
@@ -108,6 +154,21 @@ def listen(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/listen.html", context)
 
 
+def listen_transitions(request: HttpRequest) -> HttpResponse:
+    """The transition page: one rendering at a time, rated 1 (jarring) to 5 (seamless)."""
+    listener = listener_from_cookie(request)
+    if listener is None:
+        return redirect(f"{reverse('consent')}?next={reverse('listen-transitions')}")
+    context = {
+        "seam_before_s": SEAM_BEFORE_S,
+        "seam_after_s": SEAM_AFTER_S,
+        "rated": selectors.transitions_rated(listener),
+        "batch": BATCH,
+        "strings": _transition_strings(),
+    }
+    return render(request, "annotation/transitions.html", context)
+
+
 def history(request: HttpRequest) -> HttpResponse:
     listener = listener_from_cookie(request)
     if listener is None:
@@ -127,9 +188,8 @@ def _signed_in(request: HttpRequest, user: object) -> HttpResponse:
     listener = listener_claim(listener_from_cookie(request), user)
     if listener is None:
         return redirect("consent")
-    target = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure())
-    response = redirect(target if target and safe else settings.LOGIN_REDIRECT_URL)
+    target = _safe_next(request, request.POST.get("next", ""))
+    response = redirect(target or settings.LOGIN_REDIRECT_URL)
     listener_cookie_set(response, request, listener)
     return response
 

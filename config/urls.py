@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation.urls import api_urlpatterns
 from annotation.urls import urlpatterns as annotation_urls
+from embeddings.urls import api_urlpatterns as embeddings_api
+from embeddings.urls import urlpatterns as embeddings_urls
 from embeddings.views import media
 from training.urls import urlpatterns as training_urls
 
@@ -17,7 +19,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("", include(annotation_urls)),
     path("", include(training_urls)),
+    path("", include(embeddings_urls)),
     path("api/v1/", include(api_urlpatterns)),
+    path("api/v1/", include(embeddings_api)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

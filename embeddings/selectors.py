@@ -8,7 +8,12 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 
 from embeddings import index
-from embeddings.models import Clip, ClipEmbedding, Embedding, Snippet
+from embeddings.extractors import mel_stats
+from embeddings.models import Clip, ClipEmbedding, Embedding, Rendering, Snippet, Track
+from embeddings.transitions import RENDER_VERSION
+
+TRANSITION_SPACE_PREFIX = "transnet@"  # clip spaces written by the transition model
+NEXT_SLACK = 20  # extra neighbours asked of the index, for candidates on unapproved tracks
 
 
 def embedding_matrix(
@@ -96,3 +101,79 @@ def clips_next(clip_id: int, space: str, k: int = 10, other_tracks: bool = True)
         score = -float(np.sqrt(max(d, 0.0))) if found.standardised else 1.0 - float(d) / 2
         out.append(NextClip(int(cid), score))
     return out[:k]
+
+
+def proposer_space() -> str | None:
+    """The space that proposes next clips: the newest transition model space with an index
+    of openings, else mel-stats when it has one; None while no clip index exists."""
+    fallback = f"{mel_stats.NAME}@{mel_stats.VERSION}"
+    for space in [*clip_spaces(), fallback]:
+        if space != fallback and not space.startswith(TRANSITION_SPACE_PREFIX):
+            continue
+        if clip_index_path(space).is_file():
+            return space
+    return None
+
+
+def track_public(track_id: int) -> Track | None:
+    """An approved track, or None (unknown, pending or rejected tracks are not offered)."""
+    return Track.objects.filter(id=track_id, status=Track.Status.APPROVED).first()
+
+
+def track_clip(track: Track, clip_id: int | None = None) -> Clip | None:
+    """Clip `clip_id` of this track, or its last clip (where "what plays next" is asked
+    most); None when the track has no such clip."""
+    clips = Clip.objects.filter(track=track)
+    if clip_id is not None:
+        return clips.filter(id=clip_id).first()
+    return clips.order_by("-position").first()
+
+
+def clip_has_ending(clip_id: int, space: str) -> bool:
+    return ClipEmbedding.objects.filter(clip_id=clip_id, space=space, part="ending").exists()
+
+
+@dataclass(frozen=True)
+class NextCandidate:
+    clip_id: int
+    track_id: int
+    title: str
+    start_s: float
+    score: float  # as in NextClip: higher is better
+
+
+def next_candidates(clip_id: int, space: str, k: int = 10) -> list[NextCandidate]:
+    """The k best next clips after `clip_id` in `space` from other approved tracks, best
+    first, with what a listing shows of them (see `clips_next`). Four queries."""
+    ranked = clips_next(clip_id, space, k=k + NEXT_SLACK)
+    rows = Clip.objects.filter(
+        id__in=[c.clip_id for c in ranked], track__status=Track.Status.APPROVED
+    ).values_list("id", "track_id", "track__title", "start_s")
+    found = {row[0]: row for row in rows}
+    out = [NextCandidate(*found[c.clip_id], c.score) for c in ranked if c.clip_id in found]
+    return out[:k]
+
+
+def clip_public(clip_id: int) -> Clip | None:
+    """A clip of an approved track, with its track, or None."""
+    return (
+        Clip.objects.select_related("track")
+        .filter(id=clip_id, track__status=Track.Status.APPROVED)
+        .first()
+    )
+
+
+def rendering_find(clip_x_id: int, clip_y_id: int, style: str, seed: int = 0) -> Rendering | None:
+    """The current renderer's rendering of this pair and style, if it was made."""
+    return Rendering.objects.filter(
+        clip_x_id=clip_x_id, clip_y_id=clip_y_id, style=style, seed=seed, version=RENDER_VERSION
+    ).first()
+
+
+def clip_track_ids() -> dict[int, int]:
+    """The track of every clip, by clip id."""
+    return dict(Clip.objects.values_list("id", "track_id"))
+
+
+def rendering_get(rendering_id: int) -> Rendering | None:
+    return Rendering.objects.filter(id=rendering_id).first()

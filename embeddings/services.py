@@ -3,6 +3,7 @@ indexing, rendering transitions."""
 
 import csv
 import logging
+import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -429,10 +430,10 @@ def rendering_make(
         config=config,
         seed=seed,
     )
-    name = (
-        Path("renderings") / f"{clip_x.track.checksum[:2]}" / f"{clip_x_id}-{clip_y_id}"
-        f"-{style}-{seed}-v{version}.ogg"
-    ).as_posix()
+    # A random name: clip ids in the URL would let a listener guess a true continuation
+    # (neighbouring clips of one track) and so unblind the test.
+    token = secrets.token_hex(10)
+    name = (Path("renderings") / token[:2] / f"{token}.ogg").as_posix()
     target = Path(settings.MEDIA_ROOT) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     transitions.write_rendering(made, target)
@@ -471,7 +472,8 @@ def rendering_make(
                 sha256=audio.sha256_file(target),
             )
     except IntegrityError:
-        # A second delivery of the same render task got there first; the file is the same.
+        # A second delivery of the same render task got there first; its file stands.
+        target.unlink(missing_ok=True)
         existing = Rendering.objects.get(
             clip_x_id=clip_x_id, clip_y_id=clip_y_id, style=style, seed=seed, version=version
         )

@@ -50,3 +50,11 @@ def embed_clips_mel_stats(track_id: int) -> int:
 def build_clip_index(space: str) -> str:
     """Rebuild the FAISS index of one space's clip openings and swap it in."""
     return str(services.clip_index_build(space))
+
+
+@shared_task(name="embeddings.render_transition_pair", queue="ingest", acks_late=True)
+def render_transition_pair(clip_x_id: int, clip_y_id: int, style: str) -> int:
+    """Render clip X flowing into clip Y in `style` (idempotent), as "what plays next" asks
+    for it; returns the rendering id."""
+    rendering, _created = services.rendering_make(clip_x_id, clip_y_id, style)
+    return rendering.id

@@ -1,4 +1,5 @@
-"""Media files for the embedded default, with HTTP Range support.
+"""Pages of the embeddings app: media files for the embedded default, with HTTP Range
+support, and "what plays next" for a track.
 
 Browsers seek and measure Ogg durations with Range requests; Django's static `serve` view
 ignores them. Deployments let nginx serve /media/ instead (ODDBALL_SERVE_MEDIA=0).
@@ -11,7 +12,14 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils._os import safe_join
+from django.utils.translation import gettext as _
+
+from embeddings import selectors
+from embeddings.api import DEFAULT_K, DEFAULT_STYLE
+from embeddings.models import Rendering
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -46,3 +54,54 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
     return response
+
+
+def _next_strings() -> dict[str, str]:
+    """Everything next.js says, in the request's language; {name} marks a value."""
+    return {
+        "asking": _("Asking for the transition…"),
+        "rendering": _("Rendering the transition; this takes a few seconds…"),
+        "ready": _("Playing: the seam comes at {seam} s."),
+        "failed": _("This transition could not be played: {detail}"),
+        "gave_up": _("The transition is still not ready; try again in a minute."),
+    }
+
+
+def track_next(request: HttpRequest, track_id: int) -> HttpResponse:
+    """The ranked next clips after one clip of a track (?clip=, default its last clip)."""
+    track = selectors.track_public(track_id)
+    if track is None:
+        raise Http404("no such track")
+    clip_id = request.GET.get("clip")
+    if clip_id is not None and not clip_id.isdigit():
+        raise Http404("no such clip")
+    clip = selectors.track_clip(track, int(clip_id) if clip_id else None)
+    if clip is None and clip_id:
+        raise Http404("no such clip")
+    space = selectors.proposer_space()
+    candidates, reason = [], ""
+    if clip is None:
+        reason = _("This track is not cut into clips yet.")
+    elif space is None or not selectors.clip_has_ending(clip.id, space):
+        reason = _("Nothing can be ranked yet: the clips have no vectors.")
+    else:
+        candidates = selectors.next_candidates(clip.id, space, DEFAULT_K)
+        if not candidates:
+            reason = _("There is no other track to follow this one yet.")
+    context = {
+        "track": track,
+        "clip": clip,
+        "clips": list(track.clips.all()),
+        "space": space,
+        "candidates": candidates,
+        "reason": reason,
+        "styles": [
+            (Rendering.Style.CROSSFADE, _("Crossfade")),
+            (Rendering.Style.HARD_CUT, _("Hard cut")),
+            (Rendering.Style.OVERLAY, _("Overlay (both at once)")),
+        ],
+        "default_style": DEFAULT_STYLE,
+        "render_url": reverse("api-transition-render"),
+        "strings": _next_strings(),
+    }
+    return render(request, "embeddings/next.html", context)

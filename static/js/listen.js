@@ -5,19 +5,18 @@
 // Listening time counts only while a snippet plays; the answer buttons unlock once each
 // snippet has played for the minimum. An answer that cannot be sent waits in localStorage
 // and goes out when the connection returns; the server's idempotent submit makes resending
-// safe, and every button is disabled while its request runs.
+// safe, and every button is disabled while its request runs. Shared helpers: client.js.
 (function () {
   "use strict";
   const root = document.getElementById("listen");
   if (!root) return;
+  const { fmt, api, detail, viewport, typing, Outbox } = window.Oddball;
 
   const T = JSON.parse(document.getElementById("listen-strings").textContent);
   const cfg = root.dataset;
   const minMs = parseFloat(cfg.minListenS) * 1000;
   const batch = parseInt(cfg.batch, 10);
   const practiceRound = parseInt(cfg.practiceRound, 10);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
-  const OUTBOX = "oddball.outbox";
   const POSITIONS = ["A", "B", "C"];
   const $ = (id) => document.getElementById(id);
   const digits = minMs % 1000 ? 1 : 0; // whole seconds unless the minimum has tenths
@@ -48,10 +47,6 @@
   });
   const answerButtons = Array.from(root.querySelectorAll("button.answer"));
 
-  function fmt(template, values) {
-    return template.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
-  }
-
   function show(id, visible) {
     $(id).hidden = !visible;
   }
@@ -61,28 +56,6 @@
   }
 
   // --- talking to the API -----------------------------------------------------------------
-
-  function api(method, url, body) {
-    return fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: {
-        Accept: "application/json",
-        "Content-Type": "application/json",
-        "X-CSRFToken": csrf,
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
-
-  async function detail(response) {
-    try {
-      const data = await response.json();
-      return data.detail || JSON.stringify(data);
-    } catch (e) {
-      return response.status + " " + response.statusText;
-    }
-  }
 
   class LoadError extends Error {
     constructor(message, assignment, position) {
@@ -138,50 +111,13 @@
 
   // --- the outbox: answers given while the connection was down -----------------------------
 
-  function outbox() {
-    try {
-      return JSON.parse(localStorage.getItem(OUTBOX) || "[]");
-    } catch (e) {
-      return [];
-    }
-  }
-
-  function outboxSave(entries) {
-    localStorage.setItem(OUTBOX, JSON.stringify(entries));
-    renderCounter();
-  }
-
-  let flushing = false;
-  async function flush() {
-    if (flushing) return;
-    flushing = true;
-    try {
-      for (let entries = outbox(); entries.length; entries = outbox()) {
-        const entry = entries[0];
-        const body = Object.assign({}, entry.body, { waited_ms: Date.now() - entry.queuedAt });
-        let response;
-        try {
-          response = await api("POST", cfg.judgmentUrl, body);
-        } catch (e) {
-          break; // still offline
-        }
-        if (response.status >= 500 || response.status === 429) break;
-        if (response.ok) {
-          answered = (await response.json()).answered;
-        } else {
-          // Refused for good (expired for a day, skipped, not ours): resending cannot help.
-          console.warn("answer refused", response.status, await detail(response));
-        }
-        outboxSave(outbox().filter((e) => e.id !== entry.id));
-      }
-    } finally {
-      flushing = false;
-      renderCounter();
-    }
-  }
+  const outbox = new Outbox("oddball.outbox", cfg.judgmentUrl, {
+    sent: (data) => (answered = data.answered),
+    changed: renderCounter,
+  });
 
   function renderCounter() {
-    const waiting = outbox().length;
+    const waiting = outbox.entries().length;
     $("answered-count").textContent = answered + waiting;
     const status = $("outbox-status");
     status.hidden = waiting === 0;
@@ -417,10 +353,6 @@
 
   // --- answering ----------------------------------------------------------------------------
 
-  function viewport() {
-    return window.matchMedia("(max-width: 599px)").matches ? "phone" : "desktop";
-  }
-
   async function answer(choice) {
     if (!current || busy || !ready()) return;
     busy = true;
@@ -449,9 +381,7 @@
       response = null;
     }
     if (!response || response.status >= 500 || response.status === 429) {
-      const entries = outbox();
-      entries.push({ id: body.assignment, body, queuedAt: Date.now() });
-      outboxSave(entries);
+      outbox.add(body);
       say(T.offline);
       if (practice) practiceLeft -= 1;
       return advance();
@@ -559,11 +489,6 @@
   const DIGITS = { Digit1: 0, Digit2: 1, Digit3: 2, Numpad1: 0, Numpad2: 1, Numpad3: 2 };
   const LETTERS = { KeyA: 0, KeyB: 1, KeyC: 2 };
 
-  function typing(target) {
-    const tag = target.tagName;
-    return tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && target.type !== "range");
-  }
-
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.altKey || e.metaKey || dialog.open || typing(e.target)) return;
     const digit = DIGITS[e.code];
@@ -587,12 +512,12 @@
   });
 
   window.addEventListener("online", () => {
-    flush();
+    outbox.flush();
     if (!$("load-error").hidden && !showLoadError.last.assignment) $("retry").click();
   });
-  setInterval(() => outbox().length && flush(), 15000);
+  setInterval(() => outbox.entries().length && outbox.flush(), 15000);
 
   renderCounter();
-  flush();
+  outbox.flush();
   showNext();
 })();

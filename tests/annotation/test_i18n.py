@@ -135,6 +135,8 @@ def test_the_listening_pages_speak_german(german: Client):
     assert german.post("/consent/", {"consent": "yes"}).status_code == 302
     assert_german(german, "/listen/instructions/", "Zuerst kommt eine Übungsrunde mit")
     listen = assert_german(german, "/listen/", "Welcher klingt am wenigsten wie die anderen")
+    transitions = assert_german(german, "/listen/transitions/", "Wie nahtlos ist dieser Übergang?")
+    assert "5: nahtlos, wie aus einem Stück" in transitions
     assert_german(german, "/listen/history/", "Eine Frage gilt als abgeschlossen")
     assert_german(german, "/accounts/signup/", "Ein Konto anlegen")
     assert_german(german, "/accounts/login/", "Noch kein Konto?")
@@ -146,6 +148,11 @@ def test_the_listening_pages_speak_german(german: Client):
         "Die Antworten werden freigeschaltet, sobald jeder Ausschnitt {min} s lang gelaufen "
         "ist. Noch anzuhören: {rest}."
     )
+    found = re.search(
+        r'<script id="transition-strings" type="application/json">(.*?)</script>', transitions
+    )
+    assert found is not None
+    assert json.loads(found.group(1))["unlocked"] == "Gehört: Wie nahtlos war es?"
 
 
 @pytest.mark.django_db

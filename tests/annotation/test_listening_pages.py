@@ -1,7 +1,7 @@
 import pytest
 
 from annotation.auth import COOKIE
-from annotation.models import Assignment, Listener
+from annotation.models import Assignment, Listener, TransitionAssignment
 from tests.factories import triplet_make
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +60,36 @@ def test_the_dashboard_is_for_staff_only(client, django_user_model):
 
 def test_healthz_answers(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_transition_page_asks_for_consent_first_and_returns_there(client):
+    response = client.get("/listen/transitions/")
+    assert response.status_code == 302
+    assert response.url == "/consent/?next=/listen/transitions/"
+    form = client.get(response.url).content.decode()
+    assert 'name="next" value="/listen/transitions/"' in form
+    consented = client.post("/consent/", {"consent": "yes", "next": "/listen/transitions/"})
+    assert consented.url == "/listen/transitions/"
+
+
+def test_consent_never_sends_a_listener_to_another_site(client):
+    response = client.post("/consent/", {"consent": "yes", "next": "https://evil.example/"})
+    assert response.url == "/listen/instructions/"
+
+
+def test_the_transition_page_is_a_shell_with_one_player_a_scale_and_its_strings(client):
+    client.post("/consent/", {"consent": "yes"})
+    response = client.get("/listen/transitions/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count("<audio") == 1
+    assert html.count('class="button rate"') == 5
+    assert "1: jarring" in html and "5: seamless, as if one piece" in html
+    assert "It broke here" in html and 'id="seam-marker"' in html
+    assert 'id="transition-strings"' in html
+    assert 'data-seam-before-s="1.0" data-seam-after-s="2.0"' in html
+    assert TransitionAssignment.objects.count() == 0  # the page's script asks the API
+
+
+def test_every_page_links_to_the_transition_page(client):
+    assert b'href="/listen/transitions/"' in client.get("/").content

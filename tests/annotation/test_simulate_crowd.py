@@ -1,11 +1,13 @@
 import json
+from io import StringIO
+from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.models import Judgment
+from annotation.models import Judgment, TransitionRating
 from annotation.services import triplets_make
 from embeddings.models import Snippet
 from embeddings.services import MEL_STATS_SPACE, embeddings_store
@@ -53,3 +55,52 @@ def test_spammers_answer_without_listening(capsys):
 def test_without_vectors_the_crowd_explains_what_to_run():
     with pytest.raises(CommandError, match="embed"):
         call_command("simulate_crowd", "--listeners", "2", "--judgments", "5")
+
+
+@pytest.fixture
+def rendered_transitions(generated_music: Path) -> None:
+    """Generated music imported and embedded, with rendered transition tasks of every kind."""
+    call_command("import_audio", str(generated_music), stdout=StringIO())
+    call_command("embed", stdout=StringIO())
+    args = ["--triplets", "0", "--transitions", "24", "--seed", "3"]
+    call_command("make_tasks", *args, "--shares", "model=2,random=3,true=3", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_true_continuations_are_rated_above_random_pairs(rendered_transitions, capsys):
+    args = ["--listeners", "6", "--judgments", "0", "--transitions", "100", "--seed", "1"]
+    call_command("simulate_crowd", *args)
+    result = summary(capsys)
+    assert result["ratings"] == TransitionRating.objects.count() == 100
+    assert result["rating_errors"] == 0 and result["judgments"] == 0
+    means = result["rating_mean_by_kind"]
+    assert set(means) == {"true", "random", "model"}
+    assert means["true"] > means["random"] + 1.0
+    # (Model-proposed pairs are not compared: with 9 training tracks here, a top 10 of
+    # about 16 clips in the split is barely a choice.)
+    assert means["model"] is not None
+    ratings = list(TransitionRating.objects.values_list("rating", "listen_ms", "broke_at_s"))
+    assert {r for r, _, _ in ratings} <= {1, 2, 3, 4, 5} and len({r for r, _, _ in ratings}) >= 3
+    assert all(listened >= 4000 for _, listened, _ in ratings)  # honest: past the seam
+    assert any(broke is not None for _, _, broke in ratings)
+
+
+@pytest.mark.django_db
+def test_spammers_rate_transitions_without_listening(rendered_transitions, capsys):
+    args = ["--listeners", "6", "--judgments", "0", "--transitions", "60", "--spammers", "0.5"]
+    call_command("simulate_crowd", *args)
+    assert summary(capsys)["ratings"] == 60
+    quick = TransitionRating.objects.filter(listen_ms__lt=4000)
+    assert quick.exists() and quick.count() < 60
+    # The always-the-same spammer presses the first key on everything it rates.
+    by_listener = {}
+    for listener, rating in quick.values_list("listener_id", "rating"):
+        by_listener.setdefault(listener, set()).add(rating)
+    assert {1} in by_listener.values()
+
+
+@pytest.mark.django_db
+def test_without_clip_vectors_the_crowd_explains_what_to_run_before_rating():
+    crowd_ready()
+    with pytest.raises(CommandError, match="embed"):
+        call_command("simulate_crowd", "--judgments", "0", "--transitions", "5")

@@ -184,3 +184,33 @@ def test_the_export_has_one_row_per_transition_rating_with_its_seam_and_mask(imp
     assert json.loads(row["mask"]) == rendering.mask
     assert row["seam_s"] == rendering.seam_s and row["rendering_sha256"] == rendering.sha256
     assert "transition ratings" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_signing_in_moves_a_devices_transition_ratings_but_never_doubles_a_vote(imported):
+    from django.contrib.auth import get_user_model
+
+    from annotation.services import listener_claim
+
+    tasks = transition_tasks_make(2, {"model": 0, "random": 1, "true": 0}, None, seed=7)
+    for task in tasks:
+        transition_task_render(task.id)
+    user = get_user_model().objects.create_user("ada", password="a-long-enough-passphrase")
+    own, device = listener_make(), listener_make()
+    own.user = user
+    own.save()
+
+    def rate(listener, task_id: int) -> int:
+        TransitionTask.objects.exclude(id=task_id).update(active=False)
+        assignment = transition_assignment_next(listener)
+        TransitionTask.objects.update(active=True)
+        transition_rating_submit(listener, Rating(assignment.id, 3, 9000, 8000))
+        return assignment.id
+
+    rate(own, tasks[0].id)
+    shared = rate(device, tasks[0].id)
+    moving = rate(device, tasks[1].id)
+    assert listener_claim(device, user) == own
+    ratings = TransitionRating.objects
+    assert ratings.get(assignment_id=moving).listener == own
+    assert ratings.get(assignment_id=shared).listener == device  # rated on both: stays
+    assert ratings.count() == 3

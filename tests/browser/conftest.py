@@ -4,11 +4,13 @@ server, with real snippets cut once per session from ../shared/corpus.
 Browser tests need `live_server`, hence `transactional_db`, whose tables are flushed after every
 test. Importing audio is slow, so `imported_snippets` imports once per session inside a
 transaction it rolls back on purpose, keeping the files and the rows' values; `listening_data`
-puts those rows back in a few milliseconds for each test.
+puts those rows back in a few milliseconds for each test. Transitions go the same way:
+`rendered_transitions` renders once per session, `transition_data` restores the rows.
 """
 
 import csv
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,14 +20,21 @@ import pytest
 from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.test import override_settings
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    sync_playwright,
+)
 from pytest_django import DjangoDbBlocker, Settings
 from pytest_django.live_server_helper import LiveServer
 
-from annotation.models import Triplet
-from annotation.services import triplets_make
+from annotation.models import TransitionTask, Triplet
+from annotation.services import transition_task_render, transition_tasks_make, triplets_make
 from embeddings.audio import SUPPORTED_SUFFIXES
-from embeddings.models import Snippet, Split, Track
+from embeddings.models import Clip, Rendering, Snippet, Split, Track
 from embeddings.services import track_import
 
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls.
@@ -55,6 +64,7 @@ MIN_TRACK_S = 20.0  # s; shorter files give no 15 s snippet
 N_TRIPLETS = 40
 MIN_RANDOM_TRIPLETS = 20
 MIN_GOLD_TRIPLETS = 4
+N_TRANSITIONS = 10  # half random pairs, half true continuations; styles drawn at random
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -82,6 +92,7 @@ class ImportedSnippets:
     media_root: Path
     tracks: list[dict]
     snippets: list[dict]
+    clips: list[dict]
 
 
 def _corpus_files() -> list[Path]:
@@ -124,10 +135,20 @@ def imported_snippets(
                 assert not failed, f"the browser-test music did not import: {failed}"
                 tracks = list(Track.objects.values())
                 snippets = list(Snippet.objects.values())
+                clips = list(Clip.objects.values())
                 raise Rollback
         except Rollback:
             pass
-    return ImportedSnippets(media_root=media_root, tracks=tracks, snippets=snippets)
+    return ImportedSnippets(media_root=media_root, tracks=tracks, snippets=snippets, clips=clips)
+
+
+def _rows_restore(model: type, rows: list[dict], **fields: object) -> list:
+    """Insert rows by their field values (ids included) and keep the id sequence ahead."""
+    made = model.objects.bulk_create(model(**{**row, **fields}) for row in rows)
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_sql(no_style(), [model]):
+            cursor.execute(sql)
+    return made
 
 
 @dataclass(frozen=True)
@@ -149,21 +170,78 @@ def listening_data(
     settings.MEDIA_ROOT = imported_snippets.media_root  # after the autouse per-test media root
     # One split for all: of 8 tracks the 60/20/20 split leaves val and test one or two each,
     # too few for random triplets (three tracks).
-    tracks = Track.objects.bulk_create(
-        Track(**{**row, "status": Track.Status.APPROVED, "split": Split.TRAIN})
-        for row in imported_snippets.tracks
+    tracks = _rows_restore(
+        Track, imported_snippets.tracks, status=Track.Status.APPROVED, split=Split.TRAIN
     )
-    snippets = Snippet.objects.bulk_create(Snippet(**row) for row in imported_snippets.snippets)
-    # Rows came back with explicit ids; keep the sequences ahead of them for later inserts.
-    with connection.cursor() as cursor:
-        for sql in connection.ops.sequence_reset_sql(no_style(), [Track, Snippet]):
-            cursor.execute(sql)
+    snippets = _rows_restore(Snippet, imported_snippets.snippets)
     triplets_make(N_TRIPLETS, gold_share=0.25, seed=1)
     triplets = list(Triplet.objects.all())
     kinds = Counter(t.kind for t in triplets)
     assert kinds[Triplet.Kind.RANDOM] >= MIN_RANDOM_TRIPLETS, kinds
     assert kinds[Triplet.Kind.GOLD] >= MIN_GOLD_TRIPLETS, kinds
     return ListeningData(tracks=tracks, snippets=snippets, triplets=triplets)
+
+
+@dataclass(frozen=True)
+class RenderedTransitions:
+    """Rows of rolled-back transition tasks and their renderings, as field values; the
+    rendered files stay in the session's media folder."""
+
+    renderings: list[dict]
+    tasks: list[dict]
+
+
+@pytest.fixture(scope="session")
+def rendered_transitions(
+    imported_snippets: ImportedSnippets, django_db_blocker: DjangoDbBlocker
+) -> RenderedTransitions:
+    """About ten transition tasks between the session's clips, rendered once, in every style.
+
+    Random pairs and true continuations only: a model-proposed pair needs a trained index,
+    and the page never shows which kind a task is anyway."""
+
+    class Rollback(Exception):
+        pass
+
+    media_root = imported_snippets.media_root
+    with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media_root):
+        try:
+            with transaction.atomic():
+                Track.objects.bulk_create(
+                    Track(**{**row, "status": Track.Status.APPROVED, "split": Split.TRAIN})
+                    for row in imported_snippets.tracks
+                )
+                Clip.objects.bulk_create(Clip(**row) for row in imported_snippets.clips)
+                shares = {"model": 0.0, "random": 0.5, "true": 0.5}
+                tasks = transition_tasks_make(N_TRANSITIONS, shares, seed=3)
+                # Styles are drawn at random: top up until each has been drawn.
+                for seed in range(4, 10):
+                    if {t.style for t in tasks} == set(Rendering.Style.values):
+                        break
+                    tasks += transition_tasks_make(2, shares, seed=seed)
+                for task in tasks:
+                    transition_task_render(task.id)
+                renderings = list(Rendering.objects.values())
+                task_rows = list(TransitionTask.objects.values())
+                raise Rollback
+        except Rollback:
+            pass
+    styles = {row["style"] for row in renderings}
+    assert len(task_rows) >= N_TRANSITIONS, task_rows
+    assert styles == set(Rendering.Style.values), styles
+    return RenderedTransitions(renderings=renderings, tasks=task_rows)
+
+
+@pytest.fixture
+def transition_data(
+    listening_data: ListeningData,
+    imported_snippets: ImportedSnippets,
+    rendered_transitions: RenderedTransitions,
+) -> list[TransitionTask]:
+    """The session's clips, renderings and transition tasks (same ids), with files on disk."""
+    _rows_restore(Clip, imported_snippets.clips)
+    _rows_restore(Rendering, rendered_transitions.renderings)
+    return _rows_restore(TransitionTask, rendered_transitions.tasks)
 
 
 @pytest.fixture(scope="session")
@@ -190,6 +268,12 @@ def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
 @pytest.fixture
 def site_url(live_server: LiveServer, listening_data: ListeningData) -> str:
     """The live server's address, with listening data in place and media served from it."""
+    return live_server.url
+
+
+@pytest.fixture
+def transitions_url(live_server: LiveServer, transition_data: list[TransitionTask]) -> str:
+    """The live server's address, with rendered transitions in place."""
     return live_server.url
 
 
@@ -225,11 +309,40 @@ def new_page(chromium_browser: Browser) -> Iterator[Callable[..., Page]]:
         page.on("console", on_console)
         page.on("pageerror", lambda error: errors.append(f"page: {error}"))
         page.errors = errors
+        # Requests that reach the server's views; teardown waits for them (see below).
+        pending: set[Request] = set()
+
+        def on_request(request: Request) -> None:
+            if request.resource_type in SERVER_WORK:
+                pending.add(request)
+
+        def on_done(request: Request) -> None:
+            pending.discard(request)
+
+        page.on("request", on_request)
+        page.on("requestfinished", on_done)
+        page.on("requestfailed", on_done)
+        page.pending_requests = pending
         return page
 
     yield make
     for context in contexts:
+        for page in context.pages:
+            _requests_settle(page)
         context.close()
+
+
+SERVER_WORK = {"document", "fetch", "xhr"}
+
+
+def _requests_settle(page: Page, timeout_s: float = 5.0) -> None:
+    """Wait until the page's requests have been answered. A page that is still fetching
+    ahead when its test ends would otherwise hold row locks in the live server while the
+    test's tables are truncated: PostgreSQL then reports a deadlock, or the request meets
+    a database that is already blocked again."""
+    deadline = time.monotonic() + timeout_s
+    while page.pending_requests and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
 
 
 def screenshot_save(page: Page, name: str) -> Path:

@@ -9,20 +9,9 @@ from annotation.services import transition_shares_parse, transition_tasks_make, 
 from annotation.tasks import render_transition
 from embeddings.models import Snippet
 from embeddings.queue import tasks_run
-from embeddings.selectors import clip_index_path, clip_spaces
-from embeddings.services import MEL_STATS_SPACE
+from embeddings.selectors import proposer_space
 
 TRIPLETS_PER_SNIPPET = 2  # default count: enough for ~3 votes each from a modest crowd
-
-
-def default_proposer() -> str | None:
-    """The newest transition model space with an index of openings, else mel-stats."""
-    for space in [*clip_spaces(), MEL_STATS_SPACE]:
-        if space != MEL_STATS_SPACE and not space.startswith("transnet@"):
-            continue
-        if clip_index_path(space).is_file():
-            return space
-    return None
 
 
 class Command(BaseCommand):
@@ -65,7 +54,7 @@ class Command(BaseCommand):
             raise CommandError(str(e)) from e
         result: dict = {"triplets": made}
         if options["transitions"]:
-            proposer = options["proposer"] or default_proposer()
+            proposer = options["proposer"] or proposer_space()
             tasks = transition_tasks_make(
                 options["transitions"], shares, proposer, seed=options["seed"]
             )
