@@ -17,12 +17,14 @@ from annotation.models import Assignment, Listener, TransitionAssignment
 from annotation.services import (
     AnnotationError,
     Answer,
-    Rating,
     assignment_next,
     assignment_skip,
     judgment_submit,
     listener_create,
     snippet_report,
+)
+from annotation.transition_services import (
+    Rating,
     transition_assignment_next,
     transition_assignment_skip,
     transition_rating_submit,

@@ -104,12 +104,12 @@ def clips_next(clip_id: int, space: str, k: int = 10, other_tracks: bool = True)
 
 
 def proposer_space() -> str | None:
-    """The space that proposes next clips: the newest transition model space with an index
-    of openings, else mel-stats when it has one; None while no clip index exists."""
-    fallback = f"{mel_stats.NAME}@{mel_stats.VERSION}"
-    for space in [*clip_spaces(), fallback]:
-        if space != fallback and not space.startswith(TRANSITION_SPACE_PREFIX):
-            continue
+    """The space that proposes next clips: the newest transition model version with an
+    index of openings, else mel-stats when it has one; None while no clip index exists."""
+    learned = [s for s in clip_spaces() if s.startswith(TRANSITION_SPACE_PREFIX)]
+    # Newest by version number: a sweep adding vectors to an older version must not win.
+    learned.sort(key=lambda s: int(s.rpartition("@")[2] or 0), reverse=True)
+    for space in [*learned, f"{mel_stats.NAME}@{mel_stats.VERSION}"]:
         if clip_index_path(space).is_file():
             return space
     return None

@@ -9,7 +9,8 @@ Pure torch and numpy, no Django. One model version becomes three files (`export_
 
 and, where the runtime has the ONNX STFT operator (onnxruntime does), `<stem>-waveform.onnx`
 takes 16 kHz mono samples instead, so a player needs no DSP code of its own. `export_head`
-writes the same three files for a projection head over BEATs vectors.
+writes the same three files for a projection head over BEATs vectors, `export_transition`
+two ONNX graphs (ending -> predicted next, opening -> embedding) for the transition model.
 
 Every ONNX graph comes from the TorchScript exporter (`dynamo=False`), which keeps the batch
 and time axes dynamic as declared (the dynamo exporter fixes them to the example).
@@ -35,12 +36,15 @@ from torch import nn
 from embeddings.extractors.mel_stats import HOP, LOG_FLOOR, N_FFT
 from training.heads import ProjectionHead
 from training.nets import MEL_FILTERBANK, N_MELS, SAMPLE_RATE, OddNet, OddNetConfig, log_mel
+from training.transition_net import TransitionNet
 
 SPEC_VERSION = 1  # bump when the meaning of a field in frontend_spec changes
 ONNX_OPSET = 17  # the first opset with STFT
 INPUT_NAME = "logmel"  # (batch, n_mels, frames) float32
 WAVE_INPUT_NAME = "wave16k"  # (batch, samples) float32, mono at 16 kHz
 VECTOR_INPUT_NAME = "vector"  # (batch, in_dim) float32, a projection head's input
+ENDING_INPUT_NAME = "ending"  # (batch, windows, in_dim) float32, frames before a seam
+OPENING_INPUT_NAME = "opening"  # (batch, windows, in_dim) float32, frames after a seam
 OUTPUT_NAME = "embedding"  # (batch, embed_dim) float32, unit length
 CHECK_TOLERANCE = 1e-4  # max |onnx - torch| export_all accepts on its own check
 EXAMPLE_FRAMES = 301  # 6 s; any length traces the same graph
@@ -55,6 +59,11 @@ def _quiet_export() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=".*return_complex=False")
         warnings.filterwarnings("ignore", message="The feature will be removed")
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        # The LSTM's initial state is zeros shaped from the input's batch, and its shape
+        # checks are constants of the trace; the transition export checks batches of 1, 2
+        # and 3 and several lengths against PyTorch.
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
+        warnings.filterwarnings("ignore", message="Converting a tensor to a Python boolean")
         yield
 
 
@@ -158,7 +167,7 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def export_safetensors(
-    model: OddNet | ProjectionHead,
+    model: OddNet | ProjectionHead | TransitionNet,
     path: Path | str,
     metadata: dict[str, Any],
     config_key: str = "net_config",
@@ -395,6 +404,100 @@ def export_head(
     }
     card = {
         "head": spec,
+        "metadata": metadata,
+        "files": {k: {"name": p.name, "sha256": _sha256(p)} for k, p in paths.items()},
+    }
+    paths["json"] = out / f"{stem}.json"
+    paths["json"].write_text(json.dumps(card, indent=1) + "\n")
+    return paths
+
+
+class _OpeningEncoder(nn.Module):
+    """The transition model's opening encoder as a module of its own, for export."""
+
+    def __init__(self, model: TransitionNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, opening: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_opening(opening)
+
+
+def export_transition(
+    model: TransitionNet,
+    out_dir: Path | str,
+    stem: str,
+    metadata: dict[str, Any],
+    windows: tuple[int, int] = (8, 8),
+) -> dict[str, Path]:
+    """Write the transition model as `<stem>-ending.onnx` (`ending` (batch, windows, in_dim)
+    -> predicted next `embedding`), `<stem>-opening.onnx` (`opening` -> `embedding`), both
+    with dynamic batch and windows axes, `<stem>.safetensors` and `<stem>.json` (how frames
+    are made from audio, the ending and opening lengths it was trained with, `windows`).
+
+    Each ONNX file is checked against PyTorch on random frames of several lengths first;
+    ValueError if one differs by more than CHECK_TOLERANCE. Returns the paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net, config = _frozen(model), model.config
+    opening = _OpeningEncoder(net).eval()
+    axes = {0: "batch", 1: "windows"}
+    example = torch.randn(1, windows[0], config.in_dim)
+    paths = {
+        "onnx_ending": _onnx_write(
+            net, example, out / f"{stem}-ending.onnx", ENDING_INPUT_NAME, axes
+        ),
+        "onnx_opening": _onnx_write(
+            opening, example, out / f"{stem}-opening.onnx", OPENING_INPUT_NAME, axes
+        ),
+    }
+    paths["safetensors"] = export_safetensors(model, out / f"{stem}.safetensors", metadata)
+    # Frames around the training distribution: the model standardises them first.
+    rng = np.random.default_rng(0)
+    mean, std = net.feature_mean.numpy(), net.feature_std.numpy()
+    frames = [
+        (mean + std * rng.standard_normal((b, t, config.in_dim))).astype(np.float32)
+        for b, t in ((1, windows[0]), (3, windows[1]), (2, 1), (2, 23))
+    ]
+    for kind, module in (("onnx_ending", net), ("onnx_opening", opening)):
+        difference = onnx_check(paths[kind], module, frames)
+        if difference > CHECK_TOLERANCE:
+            raise ValueError(f"{paths[kind].name} differs from PyTorch by {difference:.2g}")
+    front = frontend_spec(OddNetConfig())
+    spec = {
+        "spec_version": SPEC_VERSION,
+        "model": "transition model (BiLSTM over window frames)",
+        "audio_to_log_mel": {k: front[k] for k in ("input", "stft", "mel", "log")},
+        "frames": {
+            "window_s": config.window_s,
+            "log_mel_frames_per_window": round(config.window_s * SAMPLE_RATE / HOP),
+            "features": (
+                f"per window of consecutive log-mel frames from frame 0 (a last partial window "
+                f"is dropped): the mean of each of the {N_MELS} bands, then each band's "
+                "population standard deviation (divide by n) -> "
+                f"{config.in_dim} float32 numbers"
+            ),
+            "ending": f"the {windows[0]} windows just before the seam, oldest first",
+            "opening": f"the {windows[1]} windows from the seam on",
+        },
+        "network": {
+            "config": asdict(config),
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "tensors": {k: list(v.shape) for k, v in state_tensors(net).items()},
+            "source": "training/transition_net.py, TransitionNet (forward, encode_opening)",
+        },
+        "output": {
+            **_output_spec(config.embed_dim),
+            "score": "cosine of the ending's prediction and a candidate opening's embedding",
+        },
+        "files": {
+            "onnx_ending": f"{ENDING_INPUT_NAME} -> {OUTPUT_NAME}, batch and windows dynamic",
+            "onnx_opening": f"{OPENING_INPUT_NAME} -> {OUTPUT_NAME}, batch and windows dynamic",
+            "safetensors": "the tensors above; metadata: net_config and the exporter's, strings",
+        },
+    }
+    card = {
+        "transition": spec,
         "metadata": metadata,
         "files": {k: {"name": p.name, "sha256": _sha256(p)} for k, p in paths.items()},
     }

@@ -2,6 +2,10 @@
 
 from django.db import models
 
+# The transition model's versions are not promoted: "what plays next" reads the newest
+# transnet space with a clip index, and the promoted (served) version stays an embedding.
+TRANSITION_MODEL = "transnet"
+
 
 class TrainingRun(models.Model):
     class Status(models.TextChoices):

@@ -2,7 +2,9 @@
 
 A run pretrains oddnet on every snippet (or reuses the pretrained model when the snippets
 have not changed), fine-tunes it on human triplets, registers both as model versions,
-evaluates the fine-tuned one and, by the rule in `promotion_earned`, promotes it.
+evaluates the fine-tuned one and, by the rule in `promotion_earned`, promotes it. Runs of
+the transition model ("transnet") share the queue, the claim and the heartbeat; their
+training, registration and evaluation are in `training.transition_services`.
 """
 
 import hashlib
@@ -28,10 +30,10 @@ from embeddings import services as embedding_services
 from embeddings.extractors import beats
 from embeddings.models import Embedding, Snippet, Split
 from embeddings.selectors import embedding_matrix, snippets_missing
-from training import evaluation, export, metrics, nets
+from training import evaluation, export, metrics, nets, transition_services
 from training.evaluation import model_evaluate
 from training.heads import HeadConfig, ProjectionHead, head_embed, train_head
-from training.models import ModelVersion, TrainingRun
+from training.models import TRANSITION_MODEL, ModelVersion, TrainingRun
 from training.pretrain import PretrainConfig, TrackChunks, pretrain
 from training.selectors import snippet_log_mels
 from training.train import TrainConfig, TripletData, train
@@ -61,8 +63,13 @@ def training_run_create(
     beat schedule and a curator pressing the button cannot start two.
     """
     config = config or {}
+    if model_name == TRANSITION_MODEL:
+        transition_services.transition_options_check(config)
+        return _run_add(model_name, config, reason)
     if model_name not in (MODEL_NAME, HEAD_NAME):
-        raise ValueError(f"unknown model {model_name!r}: {MODEL_NAME} or {HEAD_NAME}")
+        raise ValueError(
+            f"unknown model {model_name!r}: {MODEL_NAME}, {HEAD_NAME} or {TRANSITION_MODEL}"
+        )
     unknown = set(config) - (RUN_OPTIONS if model_name == MODEL_NAME else HEAD_OPTIONS)
     if unknown:
         raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
@@ -77,6 +84,10 @@ def training_run_create(
         ok, why = beats.availability(settings.ODDBALL_BEATS_CHECKPOINT)
         if not ok:
             raise ValueError(f"BEATs is unavailable: {why}")
+    return _run_add(model_name, config, reason)
+
+
+def _run_add(model_name: str, config: dict, reason: str) -> TrainingRun:
     try:
         with transaction.atomic():
             return TrainingRun.objects.create(
@@ -185,6 +196,8 @@ def training_run_execute(
     run = TrainingRun.objects.get(id=run_id)
     existing = ModelVersion.objects.filter(run=run, name=run.model_name).first()
     if existing:
+        if existing.name == TRANSITION_MODEL:
+            transition_services.transition_version_complete(existing)  # if killed midway
         return existing
     if run.status == TrainingRun.Status.FAILED:
         raise ValueError(f"training run {run.id} failed; start a new one")
@@ -195,6 +208,12 @@ def training_run_execute(
     try:
         if run.model_name == HEAD_NAME:
             version = _train_head_and_register(run, progress)
+        elif run.model_name == TRANSITION_MODEL:
+            # Registers and evaluates before the run is done, so what the run reports
+            # includes the evaluation; transnet versions are never promoted.
+            version = transition_services.transition_run_train(
+                run, lambda phase, extra: _reporter(run, phase, extra, progress)
+            )
         else:
             version = _train_and_register(run, progress)
     except Exception as e:
@@ -205,7 +224,8 @@ def training_run_execute(
         raise
     run.status, run.finished_at = TrainingRun.Status.DONE, timezone.now()
     run.save(update_fields=["status", "finished_at"])
-    _evaluate_and_maybe_promote(version)
+    if version.name != TRANSITION_MODEL:
+        _evaluate_and_maybe_promote(version)
     return version
 
 
@@ -482,8 +502,14 @@ def model_promote(version_id: int) -> ModelVersion:
 
     Embed every visible snippet the version has no vector for, rebuild its index, then
     swap: in one transaction the version becomes the one promoted version. Search and
-    sampling read the promoted version's index, which is whole before the swap. Idempotent."""
+    sampling read the promoted version's index, which is whole before the swap. Idempotent.
+    A transnet version is refused (ValueError): it is served by its clip index instead."""
     version = ModelVersion.objects.get(id=version_id)
+    if version.name == TRANSITION_MODEL:
+        raise ValueError(
+            f"{version.space} is a transition model: the newest transnet with a clip index "
+            "answers what plays next; promotion picks the served embedding model"
+        )
     missing = snippets_missing(version.space)
     if missing:
         embedding_services.embeddings_store(version.space, version_vectors(version, missing))
@@ -501,7 +527,8 @@ def retraining_due() -> str | None:
     since the last run started (ODDBALL_RETRAIN_EVERY), and none is queued or running."""
     if TrainingRun.objects.filter(status__in=TrainingRun.ACTIVE).exists():
         return None
-    last = TrainingRun.objects.order_by("-created_at").first()
+    # A transition run reads no judgments, so it does not reset the count.
+    last = TrainingRun.objects.exclude(model_name=TRANSITION_MODEL).order_by("-created_at").first()
     since = last.judgments_at_start if last else 0
     new = _accepted_judgments() - since
     if new < settings.ODDBALL_RETRAIN_EVERY:

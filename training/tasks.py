@@ -6,7 +6,10 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from training import services
+from embeddings.selectors import clips_missing
+from training import services, transition_services
+from training.models import ModelVersion
+from training.selectors import transition_version_newest
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,23 @@ def retrain_if_due() -> int | None:
     return run.id
 
 
+@shared_task(name="training.complete_transition_version", queue="embed", acks_late=True)
+def complete_transition_version(version_id: int) -> int:
+    """Give a transnet version the clip vectors, index and files it lacks (idempotent)."""
+    transition_services.transition_version_complete(ModelVersion.objects.get(id=version_id))
+    return version_id
+
+
 @shared_task(name="training.sweep", queue="train")
 def sweep() -> list[int]:
-    """Beat: send again the runs whose worker went quiet (lost message, killed worker)."""
+    """Beat: send again the runs whose worker went quiet (lost message, killed worker), and
+    have the newest transnet embed the clips of tracks imported since it was trained, so
+    they can be proposed as what plays next. Returns the ids of the runs sent again."""
     stale = services.training_runs_stale(settings.ODDBALL_TRAINING_STALE_S)
     for run in stale:
         log.warning("training run %s went quiet; sending it again", run.id)
         train_model.delay(run.id)
+    newest = transition_version_newest()
+    if newest is not None and clips_missing(newest.space):
+        complete_transition_version.delay(newest.id)
     return [run.id for run in stale]

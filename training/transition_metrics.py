@@ -71,6 +71,24 @@ def build_candidates(
     return out
 
 
+def candidates_possible(seams: SeamSet, same_track_max: int = SAME_TRACK_MAX) -> int:
+    """The largest candidate count (truth included) `build_candidates` can fill for every
+    seam: a small collection is ranked among fewer candidates, and says so, rather than
+    not at all."""
+    group = seams.track_group or {}
+    pool_group = np.array([group.get(int(t), int(t)) for t in seams.pool_track])
+    most = None
+    for track, (start, _), truth in zip(
+        seams.seam_track, seams.seam_span, seams.seam_truth, strict=True
+    ):
+        end = seams.pool_span[truth, 1]
+        clear = (seams.pool_span[:, 1] <= start) | (seams.pool_span[:, 0] >= end)
+        near = min(int(np.sum((seams.pool_track == track) & clear)), same_track_max)
+        far = int(np.sum(pool_group != group.get(int(track), int(track))))
+        most = 1 + near + far if most is None else min(most, 1 + near + far)
+    return most or 0
+
+
 def truth_ranks(scores: np.ndarray) -> np.ndarray:
     """(Q,) 1-based rank of column 0 among each row of (Q, n) scores, higher is better;
     ties count against the truth."""

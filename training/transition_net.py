@@ -11,7 +11,8 @@ Pure torch, numpy and FAISS, no Django. Three parts:
    LSTM and predicts an L2-normalised embedding of what should follow; `encode_opening`
    embeds candidate openings into the same space, so retrieval is an inner product.
 3. Training and retrieval. `train_transitions` (triplet margin loss on cosine distance, in-
-   batch hardest negatives, Adam with cosine annealing, resumable checkpoints) and
+   batch hardest negatives, Adam with cosine annealing, resumable checkpoints; pairs people
+   rated well or badly, `RatedPairs`, join each batch as extra positives and negatives) and
    `opening_index` / `next_clips` (FAISS inner product over normalised openings).
 
 Design note: why these frames and this pooling
@@ -119,15 +120,34 @@ def track_clips(wave16k: np.ndarray, config: ClipConfig | None = None) -> TrackC
     if hop <= 0 or c.windows(c.ending_s) > length or c.windows(c.opening_s) > length:
         raise ValueError(f"inconsistent clip layout: {c}")
     starts = np.arange(0, max(0, len(frames) - length + 1), hop, dtype=np.int64)
-    clips = TrackClips(
-        frames, starts, starts + length, c.windows(c.ending_s), c.windows(c.opening_s)
-    )
+    return _clips_with_stats(wave16k, frames, starts, starts + length, c)
+
+
+def clips_at(
+    wave16k: np.ndarray, spans_s: np.ndarray, config: ClipConfig | None = None
+) -> TrackClips:
+    """Clips of 16 kHz mono audio at given (start, end) seconds (C, 2), e.g. a catalogue's
+    own clips, on the window grid: starts rounded, ends rounded down to whole windows so
+    an ending never reaches past its clip or the audio."""
+    c = config or ClipConfig()
+    frames = frame_features(wave16k, c.window_s)
+    spans = np.asarray(spans_s, dtype=np.float64).reshape(-1, 2)
+    starts = np.round(spans[:, 0] / c.window_s).astype(np.int64)
+    # A tolerance for floating-point error: an end on the grid stays on it.
+    ends = np.minimum(np.floor(spans[:, 1] / c.window_s + 1e-6).astype(np.int64), len(frames))
+    return _clips_with_stats(wave16k, frames, starts, ends, c)
+
+
+def _clips_with_stats(
+    wave16k: np.ndarray, frames: np.ndarray, starts: np.ndarray, ends: np.ndarray, c: ClipConfig
+) -> TrackClips:
+    clips = TrackClips(frames, starts, ends, c.windows(c.ending_s), c.windows(c.opening_s))
     if c.mel_stats:
         per = round(c.window_s * SAMPLE_RATE)  # samples per window
         wave = np.asarray(wave16k, dtype=np.float32)
 
         def stats(first: int, count: int) -> np.ndarray:
-            if first + count > len(frames):
+            if first < 0 or first + count > len(frames):
                 return np.full(mel_stats.DIM, np.nan, dtype=np.float32)
             return mel_stats.extract(wave[first * per : (first + count) * per])
 
@@ -156,10 +176,14 @@ class HeldOut:
 
 
 def held_out(
-    tracks: list[TrackClips], track_ids: list[int], groups: dict[int, int] | None = None
+    tracks: list[TrackClips],
+    track_ids: list[int],
+    groups: dict[int, int] | None = None,
+    seam_tracks: set[int] | None = None,
 ) -> HeldOut:
-    """Seams of every clip with a continuation; the candidate pool is every clip's opening
-    and every continuation (each a 4 s stretch of one of these tracks)."""
+    """Seams of every clip with a continuation (of the `seam_tracks` only, when given); the
+    candidate pool is every clip's opening and every seam's continuation (each a 4 s
+    stretch of one of these tracks), so other tracks can widen the pool of distractors."""
     seam_rows, pool_rows, ending_stats, pool_stats = [], [], [], []
     endings, pool = [], []
     for clips, track in zip(tracks, track_ids, strict=True):
@@ -167,16 +191,20 @@ def held_out(
             raise ValueError("held-out clips need mel-stats (ClipConfig.mel_stats)")
         ow = clips.opening_windows
         for c in range(len(clips.starts)):
+            if clips.starts[c] + ow > len(clips.frames) or clips.ends[c] < clips.ending_windows:
+                continue  # too short for a whole opening or ending
             pool_rows.append((track, clips.starts[c], clips.starts[c] + ow))
             pool.append(clips.opening(c))
             pool_stats.append(clips.opening_stats[c])
-            if clips.has_next[c]:
+            if clips.has_next[c] and (seam_tracks is None or track in seam_tracks):
                 seam_rows.append((track, clips.starts[c], clips.ends[c], len(pool_rows)))
                 pool_rows.append((track, clips.ends[c], clips.ends[c] + ow))
                 pool.append(clips.continuation(c))
                 pool_stats.append(clips.next_stats[c])
                 endings.append(clips.ending(c))
                 ending_stats.append(clips.ending_stats[c])
+    if not seam_rows:
+        raise ValueError("no held-out clip is followed by a whole opening")
     seam_table, pool_table = np.array(seam_rows).reshape(-1, 4), np.array(pool_rows)
     seams = SeamSet(
         seam_track=seam_table[:, 0],
@@ -289,7 +317,7 @@ def next_clips(index: faiss.Index, predicted: np.ndarray, k: int) -> tuple[np.nd
 
 @dataclass
 class TransitionTrainConfig:
-    steps: int = 300  # optimiser steps (~3 min on 2 busy cores with the default batch)
+    steps: int = 300  # optimiser steps (~0.1 s each with the default batch on 2 busy cores)
     batch_size: int = 256  # seams per step; each one's negatives are the others' openings
     lr: float = 2e-3  # Adam learning rate, annealed to 0 along a cosine
     margin: float = 0.2  # triplet margin on cosine distance (0..2)
@@ -299,6 +327,18 @@ class TransitionTrainConfig:
     log_every: int = 25  # steps between progress reports
     checkpoint_path: str | None = None
     checkpoint_every: int = 100  # steps between checkpoints
+    rated_per_step: int = 32  # rated pairs of each kind added to every batch, when any
+
+
+@dataclass
+class RatedPairs:
+    """Transitions people rated, between training tracks, in window units: the ending before
+    window `ending[i, 1]` of track `ending[i, 0]` flowing into the opening from window
+    `opening[i, 1]` of track `opening[i, 0]`."""
+
+    ending: np.ndarray  # (N, 2) int: track, seam window
+    opening: np.ndarray  # (N, 2) int: track, first window
+    good: np.ndarray  # (N,) bool: rated well (an extra positive) or badly (an extra negative)
 
 
 @dataclass
@@ -310,6 +350,7 @@ class TransitionData:
     opening_windows: int = 8  # frames per opening
     groups: list[int] | None = None  # tracks of one group (versions of a piece) never
     # serve as each other's negatives; None: every track is its own group
+    rated: RatedPairs | None = None  # human ratings as an extra signal (see train_transitions)
 
 
 @dataclass
@@ -330,11 +371,11 @@ def transition_loss(
 ) -> torch.Tensor:
     """Triplet margin loss on cosine distance with in-batch negatives.
 
-    `predicted` and `openings` (B, D) are normalised; row i's positive is opening i and
-    `negative` (B, B) bool marks which openings may serve as its negatives. Per anchor:
-    mean hinge over its negatives + hardest_weight * the hardest one's hinge.
+    `predicted` (B, D) and `openings` (C, D), C >= B, are normalised; row i's positive is
+    opening i and `negative` (B, C) bool marks which openings may serve as its negatives.
+    Per anchor: mean hinge over its negatives + hardest_weight * the hardest one's hinge.
     """
-    distance = 1 - predicted @ openings.T  # (B, B)
+    distance = 1 - predicted @ openings.T  # (B, C)
     positive = torch.diagonal(distance)[:, None]
     hinge = F.relu(positive - distance + margin) * negative
     mean = hinge.sum(dim=1) / negative.sum(dim=1).clamp(min=1)
@@ -353,16 +394,53 @@ def _seam_table(data: TransitionData) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def _negative_mask(seams: np.ndarray, groups: np.ndarray, data: TransitionData) -> np.ndarray:
-    """(B, B) bool: opening j is a fair negative for seam i. Other groups always are; within
-    one track, only openings that overlap neither i's ending nor its true continuation."""
-    track, at = seams[:, 0], seams[:, 1]
-    same_group = groups[track][:, None] == groups[track][None, :]
-    same_track = track[:, None] == track[None, :]
-    overlaps = (at[None, :] < at[:, None] + data.opening_windows) & (
-        at[None, :] + data.opening_windows > at[:, None] - data.ending_windows
-    )
-    return ~same_group | (same_track & ~overlaps)
+def _rated_rows(data: TransitionData) -> tuple[np.ndarray, np.ndarray]:
+    """The usable rated pairs as (N, 4) int rows (ending track, seam, opening track, first
+    window): (positives, negatives).
+
+    A negative is contrasted with the ending's own continuation, so one is used only where
+    the track goes on after the seam and the rated opening is not that continuation."""
+    empty = np.zeros((0, 4), dtype=np.int64)
+    if data.rated is None or len(data.rated.good) == 0:
+        return empty, empty
+    ew, ow = data.ending_windows, data.opening_windows
+    rows = np.concatenate([data.rated.ending, data.rated.opening], axis=1).astype(np.int64)
+    lengths = np.array([len(f) for f in data.frames])
+    if rows[:, [0, 2]].min() < 0 or rows[:, [0, 2]].max() >= len(lengths):
+        raise ValueError("a rated pair names a track that is not in the training data")
+    fits = (rows[:, 1] >= ew) & (rows[:, 1] <= lengths[rows[:, 0]])
+    fits &= (rows[:, 3] >= 0) & (rows[:, 3] + ow <= lengths[rows[:, 2]])
+    good = np.asarray(data.rated.good, dtype=bool)
+    continues = rows[:, 1] + ow <= lengths[rows[:, 0]]
+    own = (rows[:, 0] == rows[:, 2]) & (np.abs(rows[:, 3] - rows[:, 1]) < ow + ew)
+    return rows[fits & good], rows[fits & ~good & continues & ~own]
+
+
+def _negative_mask(
+    endings: np.ndarray,
+    openings: np.ndarray,
+    columns: np.ndarray,
+    groups: np.ndarray,
+    data: TransitionData,
+) -> np.ndarray:
+    """(B, C) bool: opening column j is a fair negative for row i.
+
+    Row i reads the ending before `endings[i]` (track, window) and its positive is the
+    opening at `openings[i]`; `columns` (C, 2) are every opening in the batch. A column is
+    unfair when it shares a group with either side of the row, unless it is on the same
+    track and overlaps neither the row's ending with its true continuation nor the row's
+    positive. For a natural seam (opening = continuation) this is: other groups always;
+    within one track, only openings that overlap neither the ending nor the continuation.
+    """
+    ew, ow = data.ending_windows, data.opening_windows
+    column_track, column_at = columns[:, 0][None, :], columns[:, 1][None, :]
+    fair = np.ones((len(endings), len(columns)), dtype=bool)
+    for (track, at), before in ((endings.T, ew), (openings.T, 0)):
+        track, at = track[:, None], at[:, None]
+        overlaps = (column_at < at + ow) & (column_at + ow > at - before)
+        same_group = groups[track] == groups[column_track]
+        fair &= ~(same_group & ((track != column_track) | overlaps))
+    return fair
 
 
 def train_transitions(
@@ -372,6 +450,11 @@ def train_transitions(
     progress: Callable[[dict], None] | None = None,
 ) -> TransitionResult:
     """Train a TransitionNet on seams drawn uniformly from every position of `data`'s tracks.
+
+    With `data.rated`, each batch also holds up to `config.rated_per_step` pairs people
+    rated well, as extra (ending, positive) rows, and as many rated badly, as rows whose
+    positive is the ending's true continuation and whose rated opening is an extra column
+    that is a negative for that row whatever its track.
 
     Resumes from `config.checkpoint_path` if it exists (its saved net config wins); with the
     same seed and data, a resumed run ends where an unbroken one would.
@@ -412,6 +495,7 @@ def train_transitions(
             )
 
     table = _seam_table(data)
+    positives, negatives = _rated_rows(data)
     groups = np.asarray(data.groups if data.groups is not None else range(len(data.frames)))
     tracks = [torch.from_numpy(np.ascontiguousarray(f, np.float32)) for f in data.frames]
     ew, ow = data.ending_windows, data.opening_windows
@@ -419,12 +503,27 @@ def train_transitions(
     model.train()
     while step < config.steps:
         seams = table[rng.integers(0, len(table), config.batch_size)]
-        endings = torch.stack([tracks[t][a - ew : a] for t, a in seams])
-        openings = torch.stack([tracks[t][a : a + ow] for t, a in seams])
-        negative = torch.from_numpy(_negative_mask(seams, groups, data))
+        ending_at, opening_at, extra = [seams], [seams], np.zeros((0, 2), dtype=np.int64)
+        if len(positives) and config.rated_per_step:
+            rows = rng.permutation(positives)[: config.rated_per_step]
+            ending_at.append(rows[:, :2])
+            opening_at.append(rows[:, 2:])
+        if len(negatives) and config.rated_per_step:
+            rows = rng.permutation(negatives)[: config.rated_per_step]
+            ending_at.append(rows[:, :2])
+            opening_at.append(rows[:, :2])  # the true continuation starts at the seam
+            extra = rows[:, 2:]
+        ending_at, opening_at = np.concatenate(ending_at), np.concatenate(opening_at)
+        columns = np.concatenate([opening_at, extra])
+        endings = torch.stack([tracks[t][a - ew : a] for t, a in ending_at])
+        openings = torch.stack([tracks[t][a : a + ow] for t, a in columns])
+        mask = _negative_mask(ending_at, opening_at, columns, groups, data)
+        # A rated-bad opening is a negative for its own row, whatever its track.
+        bad = np.arange(len(extra))
+        mask[len(ending_at) - len(extra) + bad, len(opening_at) + bad] = True
         loss = transition_loss(
-            model(endings), model.encode_opening(openings), negative, config.margin,
-            config.hardest_weight,
+            model(endings), model.encode_opening(openings), torch.from_numpy(mask),
+            config.margin, config.hardest_weight,
         )  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -443,6 +542,7 @@ def train_transitions(
         if config.checkpoint_every and step % config.checkpoint_every == 0:
             checkpoint()
     metrics = {"final_loss": history[-1]["loss"] if history else float("nan")}
+    metrics |= {"rated_positives": len(positives), "rated_negatives": len(negatives)}
     if resumed_from is not None:
         metrics["resumed_from"] = resumed_from
     checkpoint()

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotation.models import TransitionRating, TransitionTask
-from annotation.services import (
-    AnnotationError,
+from annotation.services import AnnotationError
+from annotation.transition_services import (
     Rating,
     transition_assignment_next,
     transition_assignment_skip,

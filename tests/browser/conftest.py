@@ -32,7 +32,8 @@ from pytest_django import DjangoDbBlocker, Settings
 from pytest_django.live_server_helper import LiveServer
 
 from annotation.models import TransitionTask, Triplet
-from annotation.services import transition_task_render, transition_tasks_make, triplets_make
+from annotation.services import triplets_make
+from annotation.transition_services import transition_task_render, transition_tasks_make
 from embeddings.audio import SUPPORTED_SUFFIXES
 from embeddings.models import Clip, Rendering, Snippet, Split, Track
 from embeddings.services import track_import

@@ -230,3 +230,23 @@ def test_the_api_schema_describes_what_plays_next(tmp_path):
     schema = out.read_text()
     assert "/api/v1/tracks/{track_id}/next/" in schema
     assert "/api/v1/transitions/render/" in schema and "name: from" in schema
+
+
+def test_the_newest_transition_model_proposes_even_when_mel_stats_vectors_are_newer(imported):
+    from embeddings.services import clip_embeddings_store, clip_index_build
+
+    clip_ids = list(Clip.objects.values_list("id", flat=True))
+    rng = np.random.default_rng(0)
+    for space in ("transnet@2", "transnet@10"):
+        vectors = {}
+        for clip_id in clip_ids:
+            for part in ("opening", "ending"):
+                v = rng.standard_normal(8).astype(np.float32)
+                vectors[(clip_id, part)] = v / np.linalg.norm(v)
+        clip_embeddings_store(space, vectors)
+    clip_index_build("transnet@2")
+    assert proposer_space() == "transnet@2"  # @10 has vectors but no index yet
+    clip_index_build("transnet@10")
+    Clip.objects.first().embeddings.filter(space=MEL_STATS_SPACE).delete()
+    call_command("embed", stdout=StringIO())  # mel-stats vectors are now the newest
+    assert proposer_space() == "transnet@10"

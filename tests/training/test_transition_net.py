@@ -8,6 +8,7 @@ from embeddings.extractors import mel_stats
 from training.transition_metrics import (
     SeamSet,
     build_candidates,
+    candidates_possible,
     evaluate_transitions,
     log_mel_mse,
     rankdata,
@@ -18,14 +19,18 @@ from training.transition_metrics import (
 from training.transition_net import (
     FEATURE_DIM,
     ClipConfig,
+    RatedPairs,
     TransitionData,
     TransitionNet,
     TransitionNetConfig,
     TransitionTrainConfig,
+    clips_at,
+    embed_openings,
     held_out,
     load_transition_model,
     next_clips,
     opening_index,
+    predict_next,
     track_clips,
     train_transitions,
 )
@@ -227,3 +232,94 @@ def test_held_out_seams_point_at_their_own_continuations() -> None:
     np.testing.assert_array_equal(evaluation.pool[truth[1]], clips.continuation(1))
     np.testing.assert_array_equal(evaluation.seams.pool_span[truth[1]], [90, 98])
     np.testing.assert_array_equal(evaluation.ending_edge[1], clips.frames[89, :64])
+
+
+def _pair_score(model: TransitionNet, tracks: list[np.ndarray], pair: tuple, data) -> float:
+    """Cosine of the model's prediction after the ending and the rated opening."""
+    (x, seam), (y, start) = pair
+    ending = tracks[x][seam - data.ending_windows : seam][None]
+    opening = tracks[y][start : start + data.opening_windows][None]
+    return float(np.sum(predict_next(model, ending) * embed_openings(model, opening)))
+
+
+def _rated_run(tracks: list[np.ndarray], rated: RatedPairs | None) -> TransitionNet:
+    data = TransitionData(tracks, ending_windows=6, opening_windows=4, rated=rated)
+    config = TransitionTrainConfig(steps=60, batch_size=32, lr=3e-3, seed=3, rated_per_step=4)
+    return train_transitions(config, data, SMALL_NET).model
+
+
+def test_a_pair_people_rated_well_scores_higher_than_when_trained_without_it() -> None:
+    tracks = _toy_tracks()
+    pair = ((0, 30), (7, 12))  # an ending of track 0 into an opening of unrelated track 7
+    rated = RatedPairs(np.array([pair[0]]), np.array([pair[1]]), np.array([True]))
+    data = TransitionData(tracks, ending_windows=6, opening_windows=4)
+    without = _pair_score(_rated_run(tracks, None), tracks, pair, data)
+    with_rating = _pair_score(_rated_run(tracks, rated), tracks, pair, data)
+    assert with_rating > without + 0.3
+
+
+def test_a_pair_people_rated_badly_falls_behind_the_true_continuation_by_the_margin() -> None:
+    tracks = _toy_tracks()
+    data = TransitionData(tracks, ending_windows=6, opening_windows=4)
+    baseline = _rated_run(tracks, None)
+    # The other track's opening this model finds the best follow-up to the ending: the
+    # strongest candidate people could call jarring.
+    candidates = [((0, 30), (t, s)) for t in range(1, len(tracks)) for s in range(0, 56, 4)]
+    pair = max(candidates, key=lambda p: _pair_score(baseline, tracks, p, data))
+    true = ((0, 30), (0, 30))
+    rated = RatedPairs(np.array([pair[0]]), np.array([pair[1]]), np.array([False]))
+    model = _rated_run(tracks, rated)
+    gap_before = _pair_score(baseline, tracks, true, data) - _pair_score(
+        baseline, tracks, pair, data
+    )
+    gap_after = _pair_score(model, tracks, true, data) - _pair_score(model, tracks, pair, data)
+    assert gap_after > max(gap_before, TransitionTrainConfig.margin) + 0.05
+    assert max(candidates, key=lambda p: _pair_score(model, tracks, p, data)) != pair
+
+
+def test_rated_pairs_that_cannot_be_contrasted_are_left_out_and_counted() -> None:
+    tracks = _toy_tracks(n=3, windows=30)
+    rated = RatedPairs(
+        ending=np.array([[0, 10], [0, 30], [0, 10], [1, 12]]),
+        opening=np.array([[1, 5], [1, 5], [0, 12], [2, 27]]),
+        # good; bad at the track's end (no continuation to contrast with); bad and its own
+        # continuation; good but the opening runs past the track's end
+        good=np.array([True, False, False, True]),
+    )
+    data = TransitionData(tracks, ending_windows=6, opening_windows=4, rated=rated)
+    config = TransitionTrainConfig(steps=2, batch_size=8)
+    metrics = train_transitions(config, data, SMALL_NET).metrics
+    assert metrics["rated_positives"] == 1
+    assert metrics["rated_negatives"] == 0
+
+
+def test_clips_at_given_seconds_sit_on_the_window_grid_and_a_short_last_clip_has_no_seam():
+    wave = 0.1 * np.random.default_rng(0).standard_normal(47 * 16_000).astype(np.float32)
+    # A catalogue's clips: 0-25 s, and the rest of a 47 s track from 20 s (27 s, kept).
+    clips = clips_at(wave, np.array([[0.0, 25.0], [20.0, 46.99]]), ClipConfig())
+    assert clips.starts.tolist() == [0, 40]
+    assert clips.ends.tolist() == [50, 93]  # 46.99 s rounds down to whole windows
+    assert clips.has_next.tolist() == [True, False]
+    evaluation = held_out([clips], [1])
+    assert len(evaluation.seams.seam_track) == 1
+    assert len(evaluation.pool) == 3  # two openings and the one continuation
+
+
+def test_held_out_scores_only_the_seam_tracks_and_draws_distractors_from_all():
+    wave = 0.1 * np.random.default_rng(0).standard_normal(70 * 16_000).astype(np.float32)
+    clips = track_clips(wave, ClipConfig())
+    evaluation = held_out([clips, clips, clips], [5, 6, 7], seam_tracks={6})
+    assert set(evaluation.seams.seam_track.tolist()) == {6}
+    assert set(evaluation.seams.pool_track.tolist()) == {5, 6, 7}
+    with pytest.raises(ValueError, match="no held-out clip"):
+        held_out([clips], [5], seam_tracks={9})
+
+
+def test_the_candidate_count_possible_is_what_build_candidates_can_fill() -> None:
+    seams = _seam_set()
+    possible = candidates_possible(seams)
+    # 20 same-track distractors at most, and every opening of tracks 1 and 2.
+    assert possible == 1 + 20 + 80
+    assert build_candidates(seams, np.random.default_rng(0), n=possible).shape == (39, possible)
+    with pytest.raises(ValueError, match="distractors"):
+        build_candidates(seams, np.random.default_rng(0), n=possible + 1)

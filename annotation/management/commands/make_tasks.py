@@ -5,8 +5,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.services import transition_shares_parse, transition_tasks_make, triplets_make
+from annotation.services import triplets_make
 from annotation.tasks import render_transition
+from annotation.transition_services import transition_shares_parse, transition_tasks_make
 from embeddings.models import Snippet
 from embeddings.queue import tasks_run
 from embeddings.selectors import proposer_space

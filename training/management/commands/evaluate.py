@@ -1,13 +1,16 @@
 """python manage.py evaluate : agreement of a model version with people on held-out triplets,
-beside every baseline; prints a summary line and then the JSON report."""
+beside every baseline; prints a summary line and then the JSON report. With --transitions:
+the transition model's continuation test on held-out tracks beside mel-stats and chance."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
 from training import services
 from training.evaluation import model_evaluate
-from training.models import ModelVersion
+from training.models import TRANSITION_MODEL, ModelVersion
+from training.transition_services import transition_evaluate
 
 
 def _fmt(value: float | None) -> str:
@@ -18,21 +21,28 @@ class Command(BaseCommand):
     help = "Evaluate a model version (default: the newest oddnet) on held-out test triplets."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--model-version", type=int, help="version number (default: newest)")
+        parser.add_argument(
+            "--model-version",
+            help="version number or space, e.g. 3 or transnet@3 (default: newest)",
+        )
         parser.add_argument(
             "--name", default=services.MODEL_NAME, help="model name, e.g. oddnet-pretrained"
         )
         parser.add_argument("--mel-stats", action="store_true", help="Evaluate mel-stats alone.")
+        parser.add_argument(
+            "--transitions",
+            action="store_true",
+            help="evaluate the transition model (transnet) on held-out tracks",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
+        name = TRANSITION_MODEL if options["transitions"] else options["name"]
         version = None
-        if not options["mel_stats"]:
-            versions = ModelVersion.objects.filter(name=options["name"]).order_by("-version")
-            if options["model_version"]:
-                versions = versions.filter(version=options["model_version"])
-            version = versions.first()
-            if version is None:
-                raise CommandError(f"no {options['name']} version to evaluate; run `train` first")
+        if not options["mel_stats"] or options["transitions"]:
+            version = self._version(name, options["model_version"])
+        if version is not None and version.name == TRANSITION_MODEL:
+            self._transitions(version)
+            return
         try:
             evaluation = model_evaluate(version)
         except ValueError as e:
@@ -45,5 +55,47 @@ class Command(BaseCommand):
             f"BEATs {_fmt(r['beats_mean'])} ({r['beats_status']}), "
             f"previous {_fmt(r['previous_promoted'])}, random {r['random']:.3f}, "
             f"human ceiling {_fmt(r['ceiling'])}"
+        )
+        self.stdout.write(json.dumps(r))
+
+    def _version(self, name: str, wanted: str | None) -> ModelVersion:
+        versions = ModelVersion.objects.filter(name=name).order_by("-version")
+        if wanted:
+            space_name, _, number = wanted.rpartition("@")
+            if space_name and space_name != name:
+                raise CommandError(f"--model-version {wanted} is not a {name} version")
+            if not number.isdigit():
+                raise CommandError(f"--model-version {wanted}: give a number or {name}@N")
+            versions = versions.filter(version=int(number))
+        version = versions.first()
+        if version is None:
+            how = "train --transitions" if name == TRANSITION_MODEL else "train"
+            which = wanted or "any"
+            raise CommandError(f"no {name} version ({which}) to evaluate; run `{how}` first")
+        return version
+
+    def _transitions(self, version: ModelVersion) -> None:
+        bar = tqdm(desc="held-out tracks", unit="track")
+
+        def progress(record: dict) -> None:
+            bar.total = record.get("steps")
+            bar.update(int(record.get("step", 0)) - bar.n)
+
+        try:
+            evaluation = transition_evaluate(version, progress)
+        except ValueError as e:
+            raise CommandError(str(e)) from e
+        finally:
+            bar.close()
+        r = evaluation.results
+        self.stdout.write(
+            f"{r['space']}: recall@1 {r['model']['recall_at_1']:.3f}, recall@10 "
+            f"{r['model']['recall_at_10']:.3f} of the true continuation among "
+            f"{r['candidates']} candidates; mel-stats {r['melstats']['recall_at_1']:.3f} / "
+            f"{r['melstats']['recall_at_10']:.3f}; chance {r['chance']['recall_at_1']:.3f} / "
+            f"{r['chance']['recall_at_10']:.3f}; {r['seams']} seams of "
+            f"{r['held_out_tracks']} held-out tracks; Spearman with people "
+            f"{_fmt(r['spearman']['model'])} (mel-stats {_fmt(r['spearman']['melstats'])}, "
+            f"{r['spearman']['n']} rated pairs)"
         )
         self.stdout.write(json.dumps(r))

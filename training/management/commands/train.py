@@ -1,5 +1,7 @@
 """python manage.py train : pretrain (or reuse) and fine-tune oddnet on the accepted
-judgments, register the versions, evaluate, and promote when the rule says so."""
+judgments, register the versions, evaluate, and promote when the rule says so. With
+--transitions: train the transition model on whole tracks and rated transitions, register
+it with its clip vectors and index, and evaluate it on held-out tracks."""
 
 import json
 import time
@@ -10,22 +12,29 @@ from django.db import transaction
 from tqdm import tqdm
 
 from training import services
-from training.models import ModelVersion, TrainingRun
+from training.models import TRANSITION_MODEL, ModelVersion, TrainingRun
 from training.pretrain import PretrainConfig
 from training.tasks import promote_model, train_model
 from training.train import TrainConfig
+from training.transition_net import TransitionTrainConfig
 
 POLL_S = 1.0
 
 
 class Command(BaseCommand):
-    help = "Train oddnet on accepted judgments (pretrained on every snippet first)."
+    help = (
+        "Train oddnet on accepted judgments (pretrained on every snippet first), or with "
+        "--transitions the transition model on whole tracks and rated transitions."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        defaults, pre = TrainConfig(), PretrainConfig()
-        parser.add_argument("--steps", type=int, default=defaults.steps)
-        parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-        parser.add_argument("--lr", type=float, default=defaults.lr)
+        defaults, pre, trans = TrainConfig(), PretrainConfig(), TransitionTrainConfig()
+        both = "(default {} for oddnet, {} with --transitions)"
+        parser.add_argument("--steps", type=int, help=both.format(defaults.steps, trans.steps))
+        parser.add_argument(
+            "--batch-size", type=int, help=both.format(defaults.batch_size, trans.batch_size)
+        )
+        parser.add_argument("--lr", type=float, help=both.format(defaults.lr, trans.lr))
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--pretrain-steps", type=int, default=pre.steps)
         parser.add_argument(
@@ -38,18 +47,31 @@ class Command(BaseCommand):
             "--teacher",
             help="distil oddnet from a registered model, e.g. beats-head@1, instead of votes",
         )
+        parser.add_argument(
+            "--transitions",
+            action="store_true",
+            help="train the transition model (transnet) instead: what should play next",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
-        config = {k: options[k] for k in ("steps", "batch_size", "lr", "seed")}
-        if options["model"] == services.MODEL_NAME:
-            config["pretrain"] = {"steps": options["pretrain_steps"], "seed": options["seed"]}
+        given = {k: options[k] for k in ("steps", "batch_size", "lr") if options[k] is not None}
+        if options["transitions"]:
             if options["teacher"]:
-                config["teacher"] = options["teacher"]
-        elif options["teacher"]:
-            raise CommandError("--teacher distils oddnet; it does not apply to a head")
+                raise CommandError("--teacher distils oddnet; it does not apply to transitions")
+            model_name, config = TRANSITION_MODEL, {**given, "seed": options["seed"]}
+        else:
+            model_name = options["model"]
+            config = {**_oddnet_defaults(), **given, "seed": options["seed"]}
+            if model_name == services.MODEL_NAME:
+                pretrain = {"steps": options["pretrain_steps"], "seed": options["seed"]}
+                config["pretrain"] = pretrain
+                if options["teacher"]:
+                    config["teacher"] = options["teacher"]
+            elif options["teacher"]:
+                raise CommandError("--teacher distils oddnet; it does not apply to a head")
         try:
             run = services.training_run_create(
-                config, reason="manage.py train", model_name=options["model"]
+                config, reason="manage.py train", model_name=model_name
             )
         except (ValueError, services.TrainingBusy) as e:
             raise CommandError(str(e)) from e
@@ -77,16 +99,12 @@ class Command(BaseCommand):
             version = self._wait(run, progress)
         for bar in bars.values():
             bar.close()
-        self.stdout.write(
-            json.dumps(
-                {
-                    "model": version.space,
-                    **version.metrics,
-                    "size_bytes": version.size_bytes,
-                    "promoted": version.promoted,
-                }
-            )
-        )
+        summary = {"model": version.space, **version.metrics, "size_bytes": version.size_bytes}
+        if version.name == TRANSITION_MODEL:
+            summary["artifacts"] = sorted(version.artifacts)
+        else:
+            summary["promoted"] = version.promoted
+        self.stdout.write(json.dumps(summary))
 
     def _wait(self, run: TrainingRun, progress: object) -> ModelVersion:
         """Follow a run on a worker through its database row, the system of record."""
@@ -99,3 +117,9 @@ class Command(BaseCommand):
             if run.status == TrainingRun.Status.FAILED:
                 raise CommandError(f"training run {run.id} failed: {run.error.splitlines()[0]}")
             time.sleep(POLL_S)
+
+
+def _oddnet_defaults() -> dict:
+    """oddnet's step, batch and rate defaults, which its runs have always recorded."""
+    defaults = TrainConfig()
+    return {"steps": defaults.steps, "batch_size": defaults.batch_size, "lr": defaults.lr}
