@@ -3,12 +3,21 @@
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count
+from django.utils import timezone
 
-from annotation.models import SLOTS, Assignment, Judgment, Listener, TransitionRating, Triplet
+from annotation.models import (
+    SLOTS,
+    Assignment,
+    Judgment,
+    Listener,
+    TransitionRating,
+    TransitionTask,
+    Triplet,
+)
 from embeddings.models import Snippet
 
 PRACTICE_ROUND = 3  # gold triplets with feedback before the real ones
@@ -265,3 +274,11 @@ def _snippet_titles(triplets: object) -> dict[int, str]:
     ids = {s for t in triplets for s in t.snippet_ids()}
     rows = Snippet.objects.filter(id__in=ids).values_list("id", "track__title")
     return dict(rows)
+
+
+def transition_tasks_unrendered(older_than_s: float) -> list[int]:
+    """Ids of active transition tasks still without a rendering `older_than_s` after they
+    were made: their render message was lost (a broker restart, a killed worker)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    rows = TransitionTask.objects.filter(active=True, rendering__isnull=True, created_at__lt=cutoff)
+    return list(rows.order_by("id").values_list("id", flat=True))

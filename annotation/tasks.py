@@ -1,11 +1,28 @@
 """Celery adapters for the annotation app: take ids, call one service, return."""
 
+import logging
+
 from celery import shared_task
 
 from annotation import transition_services
+from annotation.selectors import transition_tasks_unrendered
+
+log = logging.getLogger(__name__)
+RENDER_SWEEP_AFTER_S = 300  # s a task may wait for its rendering before it is sent again
 
 
 @shared_task(name="annotation.render_transition", queue="ingest", acks_late=True)
 def render_transition(task_id: int) -> int:
     """Render one transition task's audio (idempotent); returns the rendering id."""
     return transition_services.transition_task_render(task_id)
+
+
+@shared_task(name="annotation.sweep_renderings", queue="ingest")
+def sweep_renderings() -> list[int]:
+    """Beat: send again the render of tasks whose rendering never came (a lost message)."""
+    lost = transition_tasks_unrendered(RENDER_SWEEP_AFTER_S)
+    if lost:
+        log.warning("%d transition tasks have no rendering; sending them again", len(lost))
+    for task_id in lost:
+        render_transition.delay(task_id)
+    return lost

@@ -146,6 +146,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ODDBALL_VISIBI
 CELERY_BEAT_SCHEDULE = {
     "retrain-if-due": {"task": "training.retrain_if_due", "schedule": 60.0},
     "training-sweep": {"task": "training.sweep", "schedule": 60.0},
+    "rendering-sweep": {"task": "annotation.sweep_renderings", "schedule": 60.0},
 }
 
 REST_FRAMEWORK = {

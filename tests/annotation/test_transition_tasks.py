@@ -214,3 +214,14 @@ def test_signing_in_moves_a_devices_transition_ratings_but_never_doubles_a_vote(
     assert ratings.get(assignment_id=moving).listener == own
     assert ratings.get(assignment_id=shared).listener == device  # rated on both: stays
     assert ratings.count() == 3
+
+
+def test_the_sweep_renders_tasks_whose_render_message_was_lost(imported):
+    from annotation.tasks import sweep_renderings
+
+    tasks = transition_tasks_make(3, {"model": 0, "random": 1, "true": 0}, None, seed=8)
+    assert sweep_renderings() == []  # just made: their messages may still be on the way
+    TransitionTask.objects.update(created_at=timezone.now() - timedelta(minutes=10))
+    assert sweep_renderings() == sorted(t.id for t in tasks)  # eager here: rendered at once
+    assert not TransitionTask.objects.filter(rendering__isnull=True).exists()
+    assert sweep_renderings() == []
