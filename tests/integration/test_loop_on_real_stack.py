@@ -16,8 +16,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from annotation.models import Judgment
-from embeddings.models import Embedding, Track
+from annotation.models import Judgment, TransitionRating, TransitionTask
+from embeddings.models import Clip, ClipEmbedding, Embedding, Rendering, Track
 from training.models import Evaluation, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -120,7 +120,25 @@ def test_the_loop_runs_through_postgresql_redis_and_a_worker(
     )
     assert Evaluation.objects.count() == 2
 
+    # Transitions: rendered on the ingest queue, rated through the API, transnet trained on
+    # the train queue with the ratings.
+    made = manage(stack_env, "make_tasks", "--triplets", "0", "--transitions", "20", "--seed", "2")
+    tasks = TransitionTask.objects.all()
+    assert sum(made["transitions"].values()) == tasks.count() > 0
+    assert not tasks.filter(rendering__isnull=True).exists()
+    for rendering in Rendering.objects.all():
+        assert Path(stack_env["ODDBALL_MEDIA_ROOT"], rendering.audio.name).is_file()
+    rated = manage(
+        stack_env, "simulate_crowd", "--listeners", "4", "--judgments", "0", "--transitions", "30"
+    )
+    assert rated["ratings"] == TransitionRating.objects.count() == 30
+    transnet = manage(stack_env, "train", "--transitions", "--steps", "20")
+    run = TrainingRun.objects.get(model_name="transnet")
+    assert run.status == "done" and transnet["model"] == "transnet@1"
+    clips = Clip.objects.count()
+    assert ClipEmbedding.objects.filter(space="transnet@1").count() == 2 * clips
+
     exported = manage(stack_env, "export_dataset", "--out", str(tmp_path / "export"))
-    assert exported["judgments"] == 240
+    assert exported["judgments"] == 240 and exported["transition_ratings"] == 30
     assert worker.poll() is None, "the worker died"
     assert time.monotonic() - started < 600
