@@ -21,6 +21,25 @@ class Listener(models.Model):
     consented_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Review(models.TextChoices):
+        # Staff-facing, like the dashboard and /curate/: English only.
+        OK = "ok", "No concerns"
+        FLAGGED = "flagged", "Flagged: held out until a curator decides"
+        EXCLUDED = "excluded", "Excluded by a curator"
+        TRUSTED = "trusted", "Restored by a curator"
+
+    # Quality control (annotation/quality.py): the reliability estimate, the signals behind
+    # it, and the review state. Flagged and excluded listeners' answers stay in the database
+    # but drop out of training and exports; restoring brings them back.
+    reliability = models.FloatField(default=1.0, help_text="Estimated reliability, 0-1.")
+    signals = models.JSONField(default=dict, blank=True, help_text="Latest quality signals.")
+    review = models.CharField(max_length=10, choices=Review.choices, default=Review.OK)
+    flag_reasons = models.JSONField(default=list, blank=True)
+    quality_at = models.DateTimeField(null=True, blank=True)
+    slowed_until = models.DateTimeField(
+        null=True, blank=True, help_text="Served nothing new before this (answering too fast)."
+    )
+
     def __str__(self) -> str:
         return self.pseudonym
 
@@ -66,6 +85,14 @@ class Assignment(models.Model):
 
     order = models.CharField(max_length=3)
     practice = models.BooleanField(default=False, help_text="Part of the practice round.")
+    repeat_of = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="repeat",
+        help_text="The earlier assignment of this triplet that this one repeats.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -75,8 +102,11 @@ class Assignment(models.Model):
     class Meta:
         indexes = [models.Index(fields=["listener", "answered_at"], name="assignment_open")]
         constraints = [
+            # A triplet is asked once per listener, plus at most one repeat of it.
             models.UniqueConstraint(
-                fields=["triplet", "listener"], name="assignment_once_per_listener"
+                fields=["triplet", "listener"],
+                condition=models.Q(repeat_of__isnull=True),
+                name="assignment_once_per_listener",
             )
         ]
 
@@ -84,6 +114,7 @@ class Assignment(models.Model):
 class Judgment(models.Model):
     class Status(models.TextChoices):
         ACCEPTED = "accepted"
+        FLAGGED = "flagged"  # held out of training and exports until a curator decides
         REJECTED = "rejected"
 
     # One judgment per assignment, enforced by the database: a double submit cannot add one.
@@ -110,6 +141,7 @@ class Judgment(models.Model):
         default=False, help_text="A practice-round answer: kept, never a vote or an export row."
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
+    flag_reason = models.CharField(max_length=200, blank=True)
     weight = models.FloatField(default=1.0, help_text="Weight used in training.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -133,6 +165,7 @@ class SnippetReport(models.Model):
     note = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=200, blank=True)
 
     class Meta:
         constraints = [
@@ -243,3 +276,26 @@ class TransitionRating(models.Model):
                 condition=models.Q(rating__gte=1, rating__lte=5), name="transition_rating_1_to_5"
             )
         ]
+
+
+class AuditEntry(models.Model):
+    """One curator (or automatic) action: who, when, what, on which object, and why.
+    Entries are only ever added; nothing in Oddball is deleted, only excluded."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text="Empty for automatic actions (quality control).",
+    )
+    action = models.CharField(max_length=40)
+    target_type = models.CharField(max_length=20, help_text="listener, judgment, track, ...")
+    target_id = models.PositiveBigIntegerField()
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]

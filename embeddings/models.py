@@ -30,6 +30,7 @@ class Track(models.Model):
     # Fixed at import so that triplets are drawn within one split (see DESIGN, "Agreement").
     split = models.CharField(max_length=5, choices=Split.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.APPROVED)
+    hidden = models.BooleanField(default=False, help_text="Hidden by a curator: not served.")
     # Whole-track copies for transitions (clips and renderings); blank on tracks imported
     # before they were kept.
     original = models.FileField(max_length=300, blank=True, help_text="The imported file.")
