@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from django.utils import timezone
 
-from annotation.models import Judgment, Listener, TransitionRating, Triplet
-from annotation.selectors import EXPORT_COLUMNS, judgment_export_rows
+from annotation.models import Judgment, Listener, Triplet
+from annotation.selectors import EXPORT_COLUMNS, counted_ratings, judgment_export_rows
 from embeddings.models import Track
 
 COLUMN_NOTES = {
@@ -104,7 +104,7 @@ TRANSITION_FIELDS = {
 
 def transition_export_rows() -> Iterator[tuple]:
     """One tuple per transition rating, in TRANSITION_FIELDS order, oldest first."""
-    rows = TransitionRating.objects.order_by("id").values_list(*TRANSITION_FIELDS.values())
+    rows = counted_ratings().order_by("id").values_list(*TRANSITION_FIELDS.values())
     mask = list(TRANSITION_FIELDS).index("mask")
     for row in rows.iterator(chunk_size=2000):
         row = list(row)

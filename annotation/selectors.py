@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
@@ -24,6 +24,31 @@ PRACTICE_ROUND = 3  # gold triplets with feedback before the real ones
 POSITIONS = "ABC"
 
 
+# Whose work counts. Flagged and excluded listeners' answers, flagged or rejected
+# judgments, practice answers and repeats (consistency checks) stay in the database but are
+# not votes: training, evaluation and exports read only what these two return, so excluding
+# a listener takes their work out everywhere and restoring brings it back.
+COUNTED_REVIEWS = (Listener.Review.OK, Listener.Review.TRUSTED)
+
+
+def counted_judgments() -> QuerySet[Judgment]:
+    """Judgments that count as votes: accepted, not practice, not a repeat, by a listener
+    neither flagged nor excluded."""
+    return Judgment.objects.filter(
+        status=Judgment.Status.ACCEPTED,
+        practice=False,
+        assignment__repeat_of__isnull=True,
+        listener__review__in=COUNTED_REVIEWS,
+    )
+
+
+def counted_ratings() -> QuerySet[TransitionRating]:
+    """Transition ratings that count: accepted, by a listener neither flagged nor excluded."""
+    return TransitionRating.objects.filter(
+        status=TransitionRating.Status.ACCEPTED, listener__review__in=COUNTED_REVIEWS
+    )
+
+
 def triplet_votes(
     split: str | None = None, kind: str = Triplet.Kind.RANDOM
 ) -> dict[int, tuple[tuple[int, int, int], list[int], list[float]]]:
@@ -31,9 +56,7 @@ def triplet_votes(
 
     "Can't tell" answers carry no vote and are left out.
     """
-    judgments = Judgment.objects.filter(
-        status=Judgment.Status.ACCEPTED, practice=False, odd_slot__isnull=False, triplet__kind=kind
-    )
+    judgments = counted_judgments().filter(odd_slot__isnull=False, triplet__kind=kind)
     if split:
         judgments = judgments.filter(triplet__split=split)
     rows = judgments.values_list(
@@ -126,7 +149,7 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
         "weight",
         "created_at",
     ]
-    judgments = Judgment.objects.filter(practice=False).order_by("id")
+    judgments = counted_judgments().order_by("id")
     rows = judgments.values_list(*fields).iterator(chunk_size=chunk)
     for row in rows:
         head = row[:17]

@@ -8,7 +8,8 @@ import torch
 from django.conf import settings
 from django.db.models import Count, F, Sum
 
-from annotation.models import Judgment, TransitionRating
+from annotation.models import Judgment
+from annotation.selectors import counted_ratings
 from embeddings.audio import DEFAULT_SNIPPET_S
 from embeddings.models import Snippet
 from embeddings.services import snippet_analysis_audio
@@ -71,9 +72,7 @@ class RatedTransition:
 def rated_transitions(split: str, before: datetime | None = None) -> list[RatedTransition]:
     """Accepted ratings of `split`'s transition tasks (made before `before`, if given),
     averaged per pair and seam; the seams are the ones the renderings used."""
-    ratings = TransitionRating.objects.filter(
-        status=TransitionRating.Status.ACCEPTED, task__split=split, task__rendering__isnull=False
-    )
+    ratings = counted_ratings().filter(task__split=split, task__rendering__isnull=False)
     if before is not None:
         ratings = ratings.filter(created_at__lte=before)
     rows = (
