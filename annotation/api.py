@@ -13,6 +13,14 @@ from rest_framework.views import APIView
 
 from annotation import selectors
 from annotation import serializers as s
+from annotation.limits import (
+    ANSWER_THROTTLES,
+    CREATE_THROTTLES,
+    SERVE_THROTTLES,
+    TRANSITIONS,
+    TRIPLETS,
+    slowed_response,
+)
 from annotation.models import Assignment, Listener, TransitionAssignment
 from annotation.services import (
     AnnotationError,
@@ -60,6 +68,8 @@ def assignment_payload(request: HttpRequest, assignment: Assignment) -> dict:
 
 
 class ListenerCreateApi(APIView):
+    throttle_classes = CREATE_THROTTLES
+
     @extend_schema(request=s.ListenerIn, responses={201: s.ListenerOut})
     def post(self, request: Request) -> Response:
         data = s.ListenerIn(data=request.data)
@@ -88,9 +98,13 @@ class MeApi(APIView):
 
 
 class AssignmentNextApi(APIView):
+    throttle_classes = SERVE_THROTTLES
+
     @extend_schema(parameters=[s.AssignmentNextIn], responses={200: s.AssignmentOut, 204: None})
     def get(self, request: Request) -> Response:
         listener = _listener(request)
+        if (slowed := slowed_response(listener, TRIPLETS)) is not None:
+            return slowed
         query = s.AssignmentNextIn(
             data={
                 "practice": request.query_params.get("practice", "false"),
@@ -119,6 +133,8 @@ class AssignmentSkipApi(APIView):
 
 
 class JudgmentCreateApi(APIView):
+    throttle_classes = ANSWER_THROTTLES
+
     @extend_schema(request=s.JudgmentIn, responses={201: s.JudgmentOut, 200: s.JudgmentOut})
     def post(self, request: Request) -> Response:
         listener = _listener(request)
@@ -187,11 +203,15 @@ class TransitionNextApi(APIView):
     """The listener's next transition to rate; 204 when none is left. Repeat `after` to
     fetch ahead while holding the assignments named."""
 
+    throttle_classes = SERVE_THROTTLES
+
     @extend_schema(
         parameters=[s.TransitionNextIn], responses={200: s.TransitionAssignmentOut, 204: None}
     )
     def get(self, request: Request) -> Response:
         listener = _listener(request)
+        if (slowed := slowed_response(listener, TRANSITIONS)) is not None:
+            return slowed
         query = s.TransitionNextIn(data={"after": request.query_params.getlist("after")})
         query.is_valid(raise_exception=True)
         assignment = transition_assignment_next(listener, exclude=query.validated_data["after"])
@@ -220,6 +240,8 @@ class TransitionSkipApi(APIView):
 class RatingCreateApi(APIView):
     """Rate a transition 1 (jarring) to 5 (seamless). Idempotent: a repeat returns the
     stored rating with 200; 403 for another's assignment, 409 skipped, 410 expired."""
+
+    throttle_classes = ANSWER_THROTTLES
 
     @extend_schema(request=s.RatingIn, responses={201: s.RatingOut, 200: s.RatingOut})
     def post(self, request: Request) -> Response:

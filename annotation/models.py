@@ -299,3 +299,11 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+        # The roles' permissions (annotation/roles.py) need a model to hang off; the audit
+        # log is where what they allow is recorded.
+        permissions = [
+            ("curate", "Can moderate listeners, judgments and tracks, retrain and promote"),
+            ("download_models", "Can download trained models"),
+            ("download_datasets", "Can download dataset releases"),
+            ("use_research_api", "Can use the research API with a token"),
+        ]

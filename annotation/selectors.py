@@ -77,6 +77,38 @@ def triplet_votes(
     return out
 
 
+def equal_weight_votes(
+    split: str, kind: str
+) -> dict[int, tuple[tuple[int, int, int], list[int], list[float]]]:
+    """Votes as `triplet_votes` returns them, without automatic quality control: every
+    non-practice, non-repeat answer not rejected, by a listener a curator did not exclude,
+    each with weight 1."""
+    judgments = (
+        Judgment.objects.filter(
+            practice=False,
+            assignment__repeat_of__isnull=True,
+            odd_slot__isnull=False,
+            triplet__kind=kind,
+            triplet__split=split,
+        )
+        .exclude(status=Judgment.Status.REJECTED)
+        .exclude(listener__review=Listener.Review.EXCLUDED)
+    )
+    rows = judgments.values_list(
+        "triplet_id",
+        "triplet__snippet_a_id",
+        "triplet__snippet_b_id",
+        "triplet__snippet_c_id",
+        "odd_slot",
+    ).order_by("triplet_id", "id")
+    out: dict[int, tuple[tuple[int, int, int], list[int], list[float]]] = {}
+    for triplet_id, a, b, c, odd in rows:
+        _, votes, weights = out.setdefault(triplet_id, ((a, b, c), [], []))
+        votes.append(odd)
+        weights.append(1.0)
+    return out
+
+
 def assignment_snippets(assignment: Assignment) -> list[tuple[str, object]]:
     """The snippets of an assignment in the order shown, as (position letter, Snippet)."""
     triplet = assignment.triplet

@@ -6,7 +6,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -138,7 +138,8 @@ def assignment_next(
 
     `exclude` names assignments the caller already holds, so the listening page can fetch
     the next triplet while the current one is being answered. `practice` serves gold
-    triplets for the practice round instead; their answers never count as votes.
+    triplets for the practice round instead; their answers never count as votes. Now and
+    then the new one is a repeat of a triplet already answered (see `_repeat_make`).
 
     Runs in its own transaction. On PostgreSQL the chosen triplet row is locked with
     SKIP LOCKED, so concurrent listeners are handed different triplets instead of queueing
@@ -160,6 +161,10 @@ def assignment_next(
     )
     if open_one:
         return open_one
+    if not practice:
+        repeat = _repeat_make(listener, now)
+        if repeat is not None:
+            return repeat
     with transaction.atomic():
         candidates = Triplet.objects.filter(active=True).exclude(assignments__listener=listener)
         if practice:
@@ -178,6 +183,48 @@ def assignment_next(
         return Assignment.objects.create(
             triplet=triplet, listener=listener, order=order, practice=practice, expires_at=now + ttl
         )
+
+
+def _repeat_make(listener: Listener, now: datetime) -> Assignment | None:
+    """Now and then (ODDBALL_QUALITY_REPEAT_SHARE of the time, once the listener has given
+    ODDBALL_QUALITY_REPEAT_AFTER answers) a triplet they answered before, again, for the
+    self-consistency check. It is shown in an order that moves every slot to another
+    position, so pressing the same position twice does not look consistent. A repeat is
+    no vote: counted_judgments leaves it out. None when no repeat is due."""
+    if random.random() >= settings.ODDBALL_QUALITY_REPEAT_SHARE:
+        return None
+    answered = Assignment.objects.filter(
+        listener=listener,
+        practice=False,
+        repeat_of__isnull=True,
+        answered_at__isnull=False,
+        triplet__active=True,
+    )
+    if answered.count() < settings.ODDBALL_QUALITY_REPEAT_AFTER:
+        return None
+    original = (
+        answered.filter(repeat__isnull=True)
+        .select_related(*(f"triplet__{f}" for f in SNIPPET_FIELDS))
+        .order_by("?")
+        .first()
+    )
+    if original is None:
+        return None
+    # The two orders with no slot at the position it had: rotations by one and by two.
+    shift = random.choice((1, 2))
+    order = original.order[shift:] + original.order[:shift]
+    ttl = timedelta(seconds=settings.ODDBALL_ASSIGNMENT_TTL_S)
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(
+                triplet=original.triplet,
+                listener=listener,
+                order=order,
+                repeat_of=original,
+                expires_at=now + ttl,
+            )
+    except IntegrityError:  # a concurrent request repeated the same one
+        return None
 
 
 def assignment_skip(listener: Listener, assignment_id: int, reason: str) -> Assignment:
@@ -199,9 +246,10 @@ def assignment_skip(listener: Listener, assignment_id: int, reason: str) -> Assi
             assignment.skipped_at = timezone.now()
             assignment.skip_reason = reason
             assignment.save(update_fields=["skipped_at", "skip_reason"])
-            Triplet.objects.filter(id=assignment.triplet_id).update(
-                served=Greatest(F("served") - 1, 0)
-            )
+            if assignment.repeat_of_id is None:  # a repeat never added to `served`
+                Triplet.objects.filter(id=assignment.triplet_id).update(
+                    served=Greatest(F("served") - 1, 0)
+                )
     return assignment
 
 
@@ -302,7 +350,7 @@ def judgment_submit(listener: Listener, answer: Answer) -> SubmitResult:
             return SubmitResult(Judgment.objects.get(assignment=assignment), created=False)
         assignment.answered_at = timezone.now()
         assignment.save(update_fields=["answered_at"])
-        if not assignment.practice:
+        if not assignment.practice and assignment.repeat_of_id is None:
             Triplet.objects.filter(id=assignment.triplet_id).update(votes=F("votes") + 1)
     return SubmitResult(judgment, created=True)
 

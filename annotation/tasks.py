@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from annotation import transition_services
+from annotation import quality_services, transition_services
 from annotation.selectors import transition_tasks_unrendered
 
 log = logging.getLogger(__name__)
@@ -26,3 +26,14 @@ def sweep_renderings() -> list[int]:
     for task_id in lost:
         render_transition.delay(task_id)
     return lost
+
+
+@shared_task(name="annotation.quality_update", queue="ingest")
+def quality_update() -> dict:
+    """Beat: re-assess listeners (reliability, weights, flags); returns what changed."""
+    report = quality_services.quality_update()
+    return {
+        "listeners": report.listeners,
+        "flagged_listeners": report.flagged_listeners,
+        "flagged_judgments": len(report.flagged_judgments),
+    }

@@ -65,7 +65,7 @@ def transition_tasks_make(
     shares = shares or transition_shares_parse(settings.ODDBALL_TRANSITION_SHARES)
     rng = random.Random(seed)
     clips = list(
-        Clip.objects.filter(track__status=Track.Status.APPROVED)
+        Clip.objects.filter(track__status=Track.Status.APPROVED, track__hidden=False)
         .exclude(track__original="")
         .values_list("id", "track_id", "track__split", "start_s", "duration_s")
     )

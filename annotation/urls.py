@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation import api, views
+from annotation import api, curate_views, views
 
 urlpatterns = [
     path("", views.welcome, name="welcome"),
@@ -12,6 +12,21 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/login/", views.login_view, name="login"),
     path("accounts/logout/", views.logout_view, name="logout"),
+    # Curators (annotation/curate_views.py).
+    path("curate/", curate_views.overview, name="curate"),
+    path("curate/act/", curate_views.act, name="curate-act"),
+    path("curate/listeners/", curate_views.listeners, name="curate-listeners"),
+    path(
+        "curate/listeners/<int:listener_id>/",
+        curate_views.listener_detail,
+        name="curate-listener",
+    ),
+    path("curate/judgments/", curate_views.judgments, name="curate-judgments"),
+    path("curate/reports/", curate_views.reports, name="curate-reports"),
+    path("curate/tracks/", curate_views.tracks, name="curate-tracks"),
+    path("curate/tracks/<int:track_id>/", curate_views.track_detail, name="curate-track"),
+    path("curate/audit/", curate_views.audit, name="curate-audit"),
+    path("curate/upload/", curate_views.upload, name="curate-upload"),
 ]
 
 api_urlpatterns = [

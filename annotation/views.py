@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation import selectors
 from annotation.auth import COOKIE, listener_cookie_set, listener_from_cookie
+from annotation.limits import ListenerCreateThrottle
 from annotation.models import SnippetReport
 from annotation.services import AnnotationError, listener_claim, listener_create
 
@@ -64,6 +65,7 @@ def _listen_strings() -> dict[str, str]:
         "skipped": _("Skipped; here is another one."),
         "done": _("There is nothing left for you to judge right now."),
         "error": _("Something went wrong: {detail}"),
+        "slowed": _("Please take your time and listen to each one: the next comes in {s} seconds."),
         "report_title": _("Report a problem with snippet {position}"),
         "report_sent": _("Thanks for the report; a curator will look at it."),
         "batch_thanks": _("That makes {n} answers. Thank you!"),
@@ -96,6 +98,7 @@ def _transition_strings() -> dict[str, str]:
         "expired": _("That one had timed out; here is a fresh one."),
         "skipped": _("Skipped; here is another one."),
         "error": _("Something went wrong: {detail}"),
+        "slowed": _("Please take your time and listen to each one: the next comes in {s} seconds."),
         "batch_thanks": _("That makes {n} transitions rated. Thank you!"),
     }
 
@@ -116,6 +119,13 @@ def consent(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next", ""))
     if request.method == "GET":
         return render(request, "annotation/consent.html", {"next": next_url})
+    # The page makes listeners too, so the API's per-address limit applies here as well.
+    if not ListenerCreateThrottle().allow_request(request, None):
+        context = {
+            "error": _("Too many new listeners from this address; please try again later."),
+            "next": next_url,
+        }
+        return render(request, "annotation/consent.html", context, status=429)
     try:
         listener = listener_create(request.POST.get("consent") == "yes", request.user)
     except AnnotationError as e:
@@ -186,9 +196,10 @@ def _signed_in(request: HttpRequest, user: object) -> HttpResponse:
     """Sign the user in and make this device listen as them, keeping its answers."""
     login(request, user)
     listener = listener_claim(listener_from_cookie(request), user)
-    if listener is None:
-        return redirect("consent")
     target = _safe_next(request, request.POST.get("next", ""))
+    if listener is None:
+        # Not a listener yet: a curator signing in for /curate/ goes there; others consent.
+        return redirect(target or "consent")
     response = redirect(target or settings.LOGIN_REDIRECT_URL)
     listener_cookie_set(response, request, listener)
     return response

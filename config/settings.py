@@ -147,6 +147,10 @@ CELERY_BEAT_SCHEDULE = {
     "retrain-if-due": {"task": "training.retrain_if_due", "schedule": 60.0},
     "training-sweep": {"task": "training.sweep", "schedule": 60.0},
     "rendering-sweep": {"task": "annotation.sweep_renderings", "schedule": 60.0},
+    "quality-update": {
+        "task": "annotation.quality_update",
+        "schedule": float(env_int("ODDBALL_QUALITY_EVERY_S", 300)),
+    },
 }
 
 REST_FRAMEWORK = {
@@ -158,6 +162,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Abuse limits (annotation/limits.py), as "count/period" (s, min, hour, day); an empty
+    # value turns one off. Serving and answering are limited per listener and per address;
+    # an address may be a classroom or an office behind one NAT, hence the larger budgets.
+    "DEFAULT_THROTTLE_RATES": {
+        "serve-listener": env_str("ODDBALL_RATE_SERVE_LISTENER", "60/min") or None,
+        "serve-address": env_str("ODDBALL_RATE_SERVE_ADDRESS", "600/min") or None,
+        "answer-listener": env_str("ODDBALL_RATE_ANSWER_LISTENER", "30/min") or None,
+        "answer-address": env_str("ODDBALL_RATE_ANSWER_ADDRESS", "300/min") or None,
+        "listener-create": env_str("ODDBALL_RATE_LISTENER_CREATE", "100/hour") or None,
+        "transition-render": env_str("ODDBALL_RATE_TRANSITION_RENDER", "60/min") or None,
+    },
+    # Proxies in front of Django that append to X-Forwarded-For (nginx: 1). 0 trusts only
+    # the socket's address, so a client cannot pick its own address by sending the header.
+    "NUM_PROXIES": env_int("ODDBALL_NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Oddball API", "VERSION": "1", "SERVE_INCLUDE_SCHEMA": False}
 
@@ -173,6 +191,22 @@ ODDBALL_TRAINING_STALE_S = env_int("ODDBALL_TRAINING_STALE_S", 300)
 ODDBALL_AUTO_PROMOTE = env_bool("ODDBALL_AUTO_PROMOTE", True)
 # A listener sees how others answered a triplet once this many others have answered it.
 ODDBALL_FINISHED_VOTES = env_int("ODDBALL_FINISHED_VOTES", 3)
+# Quality control (annotation/quality.py): repeats served for self-consistency, the
+# reliability prior, and the thresholds at which listeners and judgments are flagged.
+ODDBALL_QUALITY_REPEAT_SHARE = float(env_str("ODDBALL_QUALITY_REPEAT_SHARE", "0.05"))
+ODDBALL_QUALITY_REPEAT_AFTER = env_int("ODDBALL_QUALITY_REPEAT_AFTER", 10)
+ODDBALL_QUALITY_PRIOR_ACCURACY = float(env_str("ODDBALL_QUALITY_PRIOR_ACCURACY", "0.5"))
+ODDBALL_QUALITY_PRIOR_STRENGTH = float(env_str("ODDBALL_QUALITY_PRIOR_STRENGTH", "20"))
+ODDBALL_QUALITY_GOOD_ACCURACY = float(env_str("ODDBALL_QUALITY_GOOD_ACCURACY", "0.7"))
+ODDBALL_QUALITY_MIN_RELIABILITY = float(env_str("ODDBALL_QUALITY_MIN_RELIABILITY", "0.25"))
+ODDBALL_QUALITY_MIN_CHECKS = env_int("ODDBALL_QUALITY_MIN_CHECKS", 15)
+ODDBALL_QUALITY_MAX_FAST_SHARE = float(env_str("ODDBALL_QUALITY_MAX_FAST_SHARE", "0.5"))
+ODDBALL_QUALITY_MAX_POSITION_SHARE = float(env_str("ODDBALL_QUALITY_MAX_POSITION_SHARE", "0.8"))
+ODDBALL_QUALITY_MIN_ANSWERS = env_int("ODDBALL_QUALITY_MIN_ANSWERS", 10)
+# A listener whose last ODDBALL_SLOW_STREAK answers each came faster than the music plays
+# (annotation/limits.py) is served nothing new for ODDBALL_SLOW_S, and flagged.
+ODDBALL_SLOW_STREAK = env_int("ODDBALL_SLOW_STREAK", 3)
+ODDBALL_SLOW_S = env_int("ODDBALL_SLOW_S", 60)
 # Transitions: tracks are cut into clips of this length overlapping by this much; a clip's
 # opening and ending (what transition models read) last ODDBALL_CLIP_EDGE_S (3-5 s).
 ODDBALL_CLIP_S = float(env_str("ODDBALL_CLIP_S", "25"))
@@ -181,6 +215,8 @@ ODDBALL_CLIP_EDGE_S = float(env_str("ODDBALL_CLIP_EDGE_S", "4"))
 # New transition tasks: share proposed by the transition model, random controls, and true
 # continuations (checks that should sound seamless), as kind=share pairs.
 ODDBALL_TRANSITION_SHARES = env_str("ODDBALL_TRANSITION_SHARES", "model=0.5,random=0.3,true=0.2")
+# Imported and uploaded tracks wait for a curator's approval before they are served.
+ODDBALL_REQUIRE_APPROVAL = env_bool("ODDBALL_REQUIRE_APPROVAL", False)
 # The embedded default serves media from Django; behind nginx turn this off.
 ODDBALL_SERVE_MEDIA = env_bool("ODDBALL_SERVE_MEDIA", True)
 

@@ -117,7 +117,7 @@ def proposer_space() -> str | None:
 
 def track_public(track_id: int) -> Track | None:
     """An approved track, or None (unknown, pending or rejected tracks are not offered)."""
-    return Track.objects.filter(id=track_id, status=Track.Status.APPROVED).first()
+    return Track.objects.filter(id=track_id, status=Track.Status.APPROVED, hidden=False).first()
 
 
 def track_clip(track: Track, clip_id: int | None = None) -> Clip | None:
@@ -147,7 +147,7 @@ def next_candidates(clip_id: int, space: str, k: int = 10) -> list[NextCandidate
     first, with what a listing shows of them (see `clips_next`). Four queries."""
     ranked = clips_next(clip_id, space, k=k + NEXT_SLACK)
     rows = Clip.objects.filter(
-        id__in=[c.clip_id for c in ranked], track__status=Track.Status.APPROVED
+        id__in=[c.clip_id for c in ranked], track__status=Track.Status.APPROVED, track__hidden=False
     ).values_list("id", "track_id", "track__title", "start_s")
     found = {row[0]: row for row in rows}
     out = [NextCandidate(*found[c.clip_id], c.score) for c in ranked if c.clip_id in found]
@@ -158,7 +158,7 @@ def clip_public(clip_id: int) -> Clip | None:
     """A clip of an approved track, with its track, or None."""
     return (
         Clip.objects.select_related("track")
-        .filter(id=clip_id, track__status=Track.Status.APPROVED)
+        .filter(id=clip_id, track__status=Track.Status.APPROVED, track__hidden=False)
         .first()
     )
 

@@ -99,13 +99,22 @@ def split_choose(checksum: str) -> str:
 
 
 def track_import(
-    path: Path, meta: TrackMeta | None = None, snippet_s: float = audio.DEFAULT_SNIPPET_S
+    path: Path,
+    meta: TrackMeta | None = None,
+    snippet_s: float = audio.DEFAULT_SNIPPET_S,
+    *,
+    status: str | None = None,
 ) -> ImportOutcome:
     """Validate, decode and cut one audio file into snippets.
 
     Idempotent: a file whose checksum is known creates nothing. Bad input never raises;
-    the outcome says why the file was skipped.
+    the outcome says why the file was skipped. The new track is `status`; by default
+    pending when ODDBALL_REQUIRE_APPROVAL is on (not served until a curator approves it),
+    else approved.
     """
+    if status is None:
+        require = settings.ODDBALL_REQUIRE_APPROVAL
+        status = Track.Status.PENDING if require else Track.Status.APPROVED
     path = Path(path)
     name = str(path)
     if path.suffix.lower() not in audio.SUPPORTED_SUFFIXES:
@@ -153,6 +162,7 @@ def track_import(
                 source=meta.source,
                 genre=meta.genre,
                 split=split_choose(checksum),
+                status=status,
                 **copies,
             )
             snippets = Snippet.objects.bulk_create(Snippet(track=track, **row) for row in rows)

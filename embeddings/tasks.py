@@ -8,13 +8,16 @@ from embeddings import services
 
 
 @shared_task(name="embeddings.import_file", queue="ingest", acks_late=True)
-def import_file(path: str, meta: dict | None = None, snippet_s: float = 15.0) -> dict:
+def import_file(
+    path: str, meta: dict | None = None, snippet_s: float = 15.0, status: str | None = None
+) -> dict:
     """Import one audio file (idempotent by checksum), then ask for its snippets' vectors.
+    `status` "pending" holds the track for a curator's approval (None: the setting decides).
 
     Returns the ImportOutcome as a dict.
     """
     track_meta = services.TrackMeta(**meta) if meta else None
-    outcome = services.track_import(Path(path), track_meta, snippet_s)
+    outcome = services.track_import(Path(path), track_meta, snippet_s, status=status)
     if outcome.snippet_ids:
         embed_mel_stats.delay(outcome.snippet_ids)
     if outcome.clip_ids:

@@ -30,3 +30,11 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"real-music corpus not found at {CORPUS} (../shared/corpus)")
     return CORPUS
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits_forgotten() -> None:
+    """Rate-limit counters live in the cache; each test starts with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()

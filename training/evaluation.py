@@ -6,6 +6,12 @@ single votes, a bootstrap 95% interval, the human ceiling, and the same agreemen
 baselines: random, mel-stats, the pretrained-only oddnet it started from, the BEATs mean
 (when its vectors exist) and the version promoted before it. A label-free sanity check rides
 along: how well each snippet of a held-out track finds its track's other snippets.
+
+Quality control is judged here too. The held-out votes are the counted ones (listeners
+neither flagged nor excluded: the honest ones, as far as anyone knows), so `agreement` is
+also `honest_majority_agreement`; beside it stands the same figure for the newest oddnet
+trained with equal weights (`train --equal-weights`, every answer weighing 1, flagged
+listeners' answers included), on the triplets held out from both.
 """
 
 import numpy as np
@@ -125,6 +131,7 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
         "n_triplets": len(triplets),
         "n_votes": sum(len(v) for v in votes),
         "gold": _gold_agreement(space, split),
+        **_weights_comparison(version, triplets, votes, scores, track_of),
         "accepted_judgments": Judgment.objects.filter(
             status=Judgment.Status.ACCEPTED, practice=False
         ).count(),
@@ -132,6 +139,48 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
     return Evaluation.objects.create(
         space=space, model_version=version, split=split, results=_json_safe(results)
     )
+
+
+def _weights_comparison(
+    version: ModelVersion | None,
+    triplets: list[tuple[int, int, int]],
+    votes: list[list[int]],
+    scores: np.ndarray,
+    track_of: dict[int, int],
+) -> dict:
+    """The version's agreement with the honest majority beside that of the newest
+    equal-weights oddnet, on the held-out triplets none of whose tracks either trained on."""
+    rival = (
+        ModelVersion.objects.filter(name="oddnet", config__equal_weights=True)
+        .order_by("-version")
+        .first()
+    )
+    out = {
+        "weighting": None if version is None else _weighting(version),
+        "honest_majority_agreement": float(scores.mean()),
+        "honest_majority_n": len(triplets),
+        "equal_weights_space": rival.space if rival else None,
+        "equal_weights_honest_majority_agreement": None,
+        "reliability_weights_honest_majority_agreement": None,
+        "equal_weights_n": 0,
+    }
+    if rival is None:
+        return out
+    unseen = set(rival.trained_track_ids)
+    keep = [i for i, t in enumerate(triplets) if not {track_of[s] for s in t} & unseen]
+    odd = odd_positions(rival.space, [triplets[i] for i in keep]) if keep else None
+    if odd is None:
+        return out
+    out["equal_weights_honest_majority_agreement"] = float(
+        metrics.majority_scores(odd, [votes[i] for i in keep]).mean()
+    )
+    out["reliability_weights_honest_majority_agreement"] = float(scores[keep].mean())
+    out["equal_weights_n"] = len(keep)
+    return out
+
+
+def _weighting(version: ModelVersion) -> str:
+    return "equal" if (version.config or {}).get("equal_weights") else "reliability"
 
 
 def _json_safe(value: object) -> object:

@@ -25,7 +25,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Judgment
-from annotation.selectors import triplet_votes
+from annotation.selectors import equal_weight_votes, triplet_votes
 from embeddings import services as embedding_services
 from embeddings.extractors import beats
 from embeddings.models import Embedding, Snippet, Split
@@ -50,7 +50,7 @@ class TrainingBusy(Exception):
     """A training run is already queued or running: one trains at a time."""
 
 
-RUN_OPTIONS = {f.name for f in fields(TrainConfig)} | {"pretrain", "teacher"}
+RUN_OPTIONS = {f.name for f in fields(TrainConfig)} | {"pretrain", "teacher", "equal_weights"}
 HEAD_OPTIONS = {f.name for f in fields(HeadConfig)} - {"in_dim"}
 
 
@@ -104,14 +104,21 @@ def _accepted_judgments() -> int:
     return Judgment.objects.filter(status=Judgment.Status.ACCEPTED, practice=False).count()
 
 
-def vote_rows(position: dict[int, int]) -> tuple[list[tuple[int, int, int]], list[float]]:
+def vote_rows(
+    position: dict[int, int], equal_weights: bool = False
+) -> tuple[list[tuple[int, int, int]], list[float]]:
     """Train-split votes as weighted (anchor, positive, negative) rows over `position`
     (snippet id -> row). A vote for odd k on (i, j, k) gives (i, j, k) and (j, i, k); its
     weight is the listener's reliability (the judgment's weight) times the share of the
-    triplet's votes that agree with it, so contested answers count less."""
+    triplet's votes that agree with it, so contested answers count less.
+
+    `equal_weights` is the baseline without quality control: every answer automatic
+    quality control would set aside (flagged listeners, flagged judgments) counts again,
+    each with weight 1; curators' decisions (exclusions, rejections) still hold."""
     rows, weights = [], []
     for kind in ("random", "gold"):
-        for ids, votes, vote_weights in triplet_votes(Split.TRAIN, kind).values():
+        votes_of = equal_weight_votes if equal_weights else triplet_votes
+        for ids, votes, vote_weights in votes_of(Split.TRAIN, kind).values():
             for odd, weight in zip(votes, vote_weights, strict=True):
                 agreement = votes.count(odd) / len(votes)
                 i, j = (ids[s] for s in range(3) if s != odd)
@@ -156,17 +163,21 @@ def teacher_rows(
 
 
 def triplet_data_build(
-    log_mels: dict[int, np.ndarray], teacher: str | None = None, seed: int = 0
+    log_mels: dict[int, np.ndarray],
+    teacher: str | None = None,
+    seed: int = 0,
+    equal_weights: bool = False,
 ) -> tuple[TripletData, list[int], list[int]]:
     """Training data: human votes on train-split triplets (or, with `teacher`, the teacher's
     decisions on random train-split triplets); validation-split triplets with votes monitor
-    the run. Returns (data, snippet ids, trained track ids)."""
+    the run. `equal_weights`: see `vote_rows`. Returns (data, snippet ids, trained track
+    ids)."""
     snippet_ids = sorted(log_mels)
     position = {sid: i for i, sid in enumerate(snippet_ids)}
     if teacher:
         rows, weights = teacher_rows(teacher, position, TEACHER_TRIPLETS, seed)
     else:
-        rows, weights = vote_rows(position)
+        rows, weights = vote_rows(position, equal_weights)
     val = list(triplet_votes(Split.VAL, "random").values())
     data = TripletData(
         features=np.stack([log_mels[s] for s in snippet_ids]),
@@ -265,9 +276,13 @@ def _train_and_register(run: TrainingRun, progress: Callable[[dict], None] | Non
     media = Path(settings.MEDIA_ROOT)
     log_mels = snippet_log_mels()
     teacher = run.config.get("teacher")
-    options = {k: v for k, v in run.config.items() if k not in ("pretrain", "teacher")}
+    equal_weights = bool(run.config.get("equal_weights"))
+    skip = ("pretrain", "teacher", "equal_weights")
+    options = {k: v for k, v in run.config.items() if k not in skip}
     config = TrainConfig(**options)
-    data, _, track_ids = triplet_data_build(log_mels, teacher=teacher, seed=config.seed)
+    data, _, track_ids = triplet_data_build(
+        log_mels, teacher=teacher, seed=config.seed, equal_weights=equal_weights
+    )
     pretrained = _pretrained_for(run, log_mels, progress)
     config.checkpoint_path = str(media / "runs" / f"run-{run.id}.pt")
     extra = {"steps": config.steps, "triplets": len(data.triplets)}
@@ -284,7 +299,12 @@ def _train_and_register(run: TrainingRun, progress: Callable[[dict], None] | Non
         MODEL_NAME,
         run,
         result.model,
-        {"train": asdict(config), "pretrained": pretrained.space, "teacher": teacher},
+        {
+            "train": asdict(config),
+            "pretrained": pretrained.space,
+            "teacher": teacher,
+            "equal_weights": equal_weights,
+        },
         run_metrics,
         track_ids,
         log_mels,
@@ -476,7 +496,9 @@ def _evaluate_and_maybe_promote(version: ModelVersion) -> None:
     except ValueError as e:
         log.info("version %s not evaluated: %s", version.space, e)
         return
-    if settings.ODDBALL_AUTO_PROMOTE and promotion_earned(evaluation.results):
+    # An equal-weights version is a baseline for quality control, never served.
+    baseline = bool((version.config or {}).get("equal_weights"))
+    if settings.ODDBALL_AUTO_PROMOTE and not baseline and promotion_earned(evaluation.results):
         version.metrics = {**version.metrics, "promote": promotion_reason(evaluation.results)}
         version.save(update_fields=["metrics"])
 

@@ -1,4 +1,4 @@
-"""The staff dashboard: how often each model version agrees with people, how well each
+"""The curators' dashboard: how often each model version agrees with people, how well each
 transition model finds what plays next, training runs as they happen, and the buttons to
 retrain, to train the transition model and to promote a version."""
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotation.models import Judgment, Listener, Triplet
+from annotation.roles import curator_required, models_access_required
 from embeddings.extractors import beats
 from embeddings.models import Snippet, Track
 from training import services
@@ -132,7 +132,7 @@ def transition_sections() -> list[dict]:
     return sections
 
 
-@staff_member_required
+@curator_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     rows = dashboard_rows()
     counts = {
@@ -158,7 +158,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "training/dashboard.html", context)
 
 
-@staff_member_required
+@curator_required
 @require_POST
 def retrain(request: HttpRequest) -> HttpResponse:
     try:
@@ -171,7 +171,7 @@ def retrain(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
-@staff_member_required
+@curator_required
 @require_POST
 def train_transitions(request: HttpRequest) -> HttpResponse:
     try:
@@ -187,7 +187,7 @@ def train_transitions(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
-@staff_member_required
+@curator_required
 @require_POST
 def promote(request: HttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, id=version_id)
@@ -201,12 +201,14 @@ def promote(request: HttpRequest, version_id: int) -> HttpResponse:
     return redirect("dashboard")
 
 
+@models_access_required
 def models_page(request: HttpRequest) -> HttpResponse:
-    """Every model version with its files, for anyone to take away."""
+    """Every model version with its files, for curators and researchers to take away."""
     versions = ModelVersion.objects.exclude(artifacts={}).order_by("name", "-version")
     return render(request, "training/models.html", {"versions": versions})
 
 
+@models_access_required
 def model_file(request: HttpRequest, space: str, kind: str) -> FileResponse:
     name, _, number = space.rpartition("@")
     version = get_object_or_404(ModelVersion, name=name, version=int(number or 0))

@@ -76,6 +76,14 @@
       throw new LoadError(T.offline);
     }
     if (response.status === 204) return null;
+    if (response.status === 429) {
+      // Answering faster than the music plays (or too many requests): wait, then go on.
+      const body = await response.json().catch(() => ({}));
+      const wait = body.wait_s || parseFloat(response.headers.get("Retry-After")) || 5;
+      say(fmt(T.slowed, { s: Math.ceil(wait) }));
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      return fetchAssignment(practice, after);
+    }
     if (!response.ok) throw new LoadError(fmt(T.error, { detail: await detail(response) }));
     return response.json();
   }

@@ -150,8 +150,9 @@ def test_serving_and_answering_use_a_bounded_number_of_queries(
     for _ in range(5):
         triplet_make()
     listener = listener_make()
-    # auth, open assignment, pick + lock a triplet (with its snippets), count it, insert
-    with django_assert_max_num_queries(7):  # + the transaction's savepoint pair
+    # auth, the pace check (annotation/limits.py), open assignment, pick + lock a triplet
+    # (with its snippets), count it, insert
+    with django_assert_max_num_queries(8):  # + the transaction's savepoint pair
         assignment_id = client.get("/api/v1/assignments/next/", headers=auth(listener)).json()[
             "assignment"
         ]

@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import Group
 
 from annotation.auth import COOKIE
 from annotation.models import Assignment, Listener, TransitionAssignment
@@ -46,13 +47,15 @@ def test_the_listening_page_is_a_shell_with_its_strings_and_three_players(client
     assert Assignment.objects.count() == 0
 
 
-def test_the_dashboard_is_for_staff_only(client, django_user_model):
+def test_the_dashboard_is_for_curators_only(client, django_user_model):
     assert client.get("/dashboard/").status_code == 302
     user = django_user_model.objects.create_user("visitor", password="pw-long-enough")
     client.force_login(user)
-    assert client.get("/dashboard/").status_code == 302
+    assert client.get("/dashboard/").status_code == 403
     user.is_staff = True
     user.save()
+    assert client.get("/dashboard/").status_code == 403  # the staff flag is no role
+    user.groups.add(Group.objects.get(name="curator"))
     response = client.get("/dashboard/")
     assert response.status_code == 200
     assert b"Agreement with people" in response.content

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.models import Judgment, TransitionRating
+from annotation.models import Judgment, Listener, TransitionRating
 from annotation.services import triplets_make
 from embeddings.models import Snippet
 from embeddings.services import MEL_STATS_SPACE, embeddings_store
@@ -49,6 +49,27 @@ def test_spammers_answer_without_listening(capsys):
     assert result["spammers"] == 2
     quick = [j for j in Judgment.objects.all() if max(j.listen_ms) < 4000]
     assert quick, "spammers should answer before hearing the snippets out"
+
+
+@pytest.mark.django_db
+def test_the_summary_reports_the_share_of_spammers_and_of_honest_listeners_flagged(capsys):
+    crowd_ready()
+    call_command("simulate_crowd", "--listeners", "5", "--judgments", "80", "--spammers", "0.4")
+    result = summary(capsys)
+    assert result["spammer_recall"] == 1.0
+    assert result["honest_flagged"] == 0.0
+    reviews = sorted(Listener.objects.values_list("review", flat=True))
+    assert reviews == ["flagged", "flagged", "ok", "ok", "ok"]
+    assert Listener.objects.filter(quality_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_without_spammers_there_is_no_recall_to_report(capsys):
+    crowd_ready()
+    call_command("simulate_crowd", "--listeners", "3", "--judgments", "20")
+    result = summary(capsys)
+    assert result["spammer_recall"] is None
+    assert result["honest_flagged"] == 0.0
 
 
 @pytest.mark.django_db

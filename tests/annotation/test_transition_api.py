@@ -329,8 +329,9 @@ def test_serving_and_rating_use_a_bounded_number_of_queries(client, django_asser
     for _ in range(5):
         transition_make()
     listener = listener_make()
-    # auth, open assignment, pick + lock a task (with its rendering), count it, insert
-    with django_assert_max_num_queries(7):  # + the transaction's savepoint pair
+    # auth, the pace check (annotation/limits.py), open assignment, pick + lock a task (with
+    # its rendering), count it, insert
+    with django_assert_max_num_queries(8):  # + the transaction's savepoint pair
         assignment_id = next_one(client, listener).json()["assignment"]
     # auth, lock the assignment (with task and rendering), look for a rating, insert, mark
     # answered, count the vote, then the listener's family and rated count

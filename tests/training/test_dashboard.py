@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from django.utils.html import escape
 
-from tests.factories import track_make
+from tests.factories import track_make, user_make
 from training.models import Evaluation, ModelVersion, TrainingRun
 from training.transition_metrics import evaluate_transitions
 
@@ -13,9 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def curator(client, django_user_model):
-    user = django_user_model.objects.create_user("cura", password="pw-long-enough", is_staff=True)
-    client.force_login(user)
+def curator(client):
+    client.force_login(user_make("curator", username="cura"))
     return client
 
 
@@ -52,12 +51,13 @@ def test_the_dashboard_shows_why_a_run_failed(curator):
     assert "BEATs: unavailable (no checkpoint configured" in html
 
 
-def test_only_staff_may_retrain_or_promote(client, django_user_model):
-    user = django_user_model.objects.create_user("visitor", password="pw-long-enough")
-    client.force_login(user)
-    assert client.post("/dashboard/retrain/").status_code == 302
-    assert client.post("/dashboard/promote/1/").status_code == 302
-    assert client.post("/dashboard/train-transitions/").status_code == 302
+@pytest.mark.parametrize("role", ["", "researcher"])
+def test_only_curators_may_retrain_or_promote(client, role):
+    assert client.post("/dashboard/retrain/").status_code == 302  # to the login page
+    client.force_login(user_make(role, is_staff=True))  # the staff flag alone is no role
+    assert client.post("/dashboard/retrain/").status_code == 403
+    assert client.post("/dashboard/promote/1/").status_code == 403
+    assert client.post("/dashboard/train-transitions/").status_code == 403
     assert TrainingRun.objects.count() == 0
 
 

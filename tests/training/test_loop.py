@@ -8,8 +8,10 @@ import pytest
 from django.core.management import call_command
 
 from annotation.models import Judgment, Triplet
+from annotation.selectors import counted_judgments
 from embeddings.models import Embedding, Snippet
 from embeddings.services import index_path
+from tests.factories import user_make
 from training.models import Evaluation, ModelVersion
 from training.selectors import served_version
 from training.tasks import promote_model
@@ -23,7 +25,7 @@ def last_json(capsys) -> dict:
 
 
 def test_the_loop_imports_collects_trains_evaluates_and_exports(
-    generated_music, tmp_path, capsys, client
+    generated_music, tmp_path, capsys, client, settings
 ):
     call_command("import_audio", str(generated_music), "--snippet-seconds", "10")
     call_command("embed")
@@ -71,8 +73,10 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(
     assert summary["n_triplets"] > 0
     assert Evaluation.objects.filter(model_version=version).exists()
 
-    # Every version can be taken away: ONNX, safetensors and the front end's description.
+    # Every version can be taken away by researchers: ONNX, safetensors and the front end's
+    # description.
     assert set(version.artifacts) == {"onnx", "onnx_waveform", "safetensors", "json"}
+    client.force_login(user_make("researcher"))
     page = client.get("/models/").content.decode()
     assert f"/models/{version.space}/onnx/" in page
     download = client.get(f"/models/{version.space}/safetensors/")
@@ -95,7 +99,22 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(
     call_command("export_dataset", "--out", str(tmp_path / "export"))
     votes = pd.read_parquet(tmp_path / "export" / "judgments.parquet")
     csv = pd.read_csv(tmp_path / "export" / "judgments.csv")
-    assert len(votes) == len(csv) == Judgment.objects.count()
-    assert set(votes["judgment_id"]) == set(Judgment.objects.values_list("id", flat=True))
+    # Repeats (consistency checks) are answered but exported as no vote.
+    counted = set(counted_judgments().values_list("id", flat=True))
+    assert len(votes) == len(csv) == len(counted)
+    assert set(votes["judgment_id"]) == counted
     datasheet = (tmp_path / "export" / "README.md").read_text()
     assert "CC0-1.0" in datasheet and "listen_ms_a" in datasheet
+
+    # The baseline without quality control: trained on the same answers with equal weights,
+    # never promoted, reported beside the reliability-weighted version.
+    call_command("train", "--steps", "20", "--pretrain-steps", "20", "--equal-weights")
+    baseline = last_json(capsys)
+    assert baseline["model"] == "oddnet@2" and not baseline["promoted"]
+    call_command("evaluate", "--model-version", "1")
+    report = last_json(capsys)
+    assert report["weighting"] == "reliability"
+    assert report["honest_majority_agreement"] == report["agreement"]
+    assert report["equal_weights_space"] == "oddnet@2"
+    assert 0 <= report["equal_weights_honest_majority_agreement"] <= 1
+    assert report["equal_weights_n"] == report["honest_majority_n"] == report["n_triplets"]

@@ -1,5 +1,5 @@
 """python manage.py simulate_crowd : simulated listeners answer triplets and rate transitions
-through the real API.
+through the real API, then runs quality control once and reports how many spammers it flagged.
 
 A tool for demos, tests and benchmarks, never a source of real data. Answers come from a
 hidden taste over each snippet's mel-stats vector, ratings from a hidden rule of smoothness
@@ -17,7 +17,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Avg
-from django.test import Client
+from django.test import Client, override_settings
 from tqdm import tqdm
 
 from annotation.crowd import (
@@ -28,7 +28,8 @@ from annotation.crowd import (
     SmoothnessConfig,
     Taste,
 )
-from annotation.models import TransitionRating, TransitionTask
+from annotation.models import Listener, TransitionRating, TransitionTask
+from annotation.quality_services import quality_update
 from embeddings.selectors import clip_matrix, clip_track_ids, embedding_matrix, rendering_get
 from embeddings.services import MEL_STATS_SPACE
 
@@ -143,6 +144,16 @@ class Command(BaseCommand):
         parser.add_argument("--taste-dims", type=int, default=CrowdConfig.taste_dims)
 
     def handle(self, *args: object, **o: object) -> None:
+        if o["url"]:
+            return self.simulate(**o)
+        # In-process, one process stands in for many people at one address: the per-listener
+        # and per-address rate limits are for real clients. The slow-down for answering
+        # faster than the music plays stays on, as it would for people.
+        rates = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {}}
+        with override_settings(REST_FRAMEWORK=rates):
+            return self.simulate(**o)
+
+    def simulate(self, **o: object) -> None:
         n_listeners, wanted, share = int(o["listeners"]), int(o["judgments"]), float(o["spammers"])
         ratings_wanted, seed = int(o["transitions"]), int(o["seed"])
         if n_listeners < 1 or min(wanted, ratings_wanted) < 0 or not 0 <= share <= 1:
@@ -182,7 +193,7 @@ class Command(BaseCommand):
             who = active[turn % len(active)]
             listener, token = crowd[who]
             status, task = api.call("GET", "/api/v1/assignments/next/", token)
-            if status == 204:
+            if status in (204, 429):  # nothing left, or slowed down: this one is done
                 active.remove(who)
                 continue
             if status != 200:
@@ -215,9 +226,12 @@ class Command(BaseCommand):
         rated, rating_errors = (
             self._rate(api, crowd, edges, ratings_wanted, rating_rng) if edges else ([], 0)
         )
+        # Quality control runs on beat in production; here once, on everything answered.
+        quality_update()
         summary = {
             "listeners": n_listeners,
             "spammers": n_spam,
+            **flag_shares(crowd),
             "judgments": stored,
             "duplicates": duplicates,
             "errors": errors,
@@ -250,7 +264,7 @@ class Command(BaseCommand):
             turn += 1
             listener, token = crowd[who]
             status, task = api.call("GET", "/api/v1/transitions/next/", token)
-            if status == 204:
+            if status in (204, 429):  # nothing left, or slowed down: this one is done
                 active.remove(who)
                 continue
             if status != 200:
@@ -299,3 +313,20 @@ def rating_means(rating_ids: list[int]) -> dict[str, float | None]:
     )
     means = {r["task__kind"]: round(r["mean"], 3) for r in rows} if rating_ids else {}
     return {kind: means.get(kind) for kind in TransitionTask.Kind.values}
+
+
+def flag_shares(crowd: list[tuple[SimulatedListener, str]]) -> dict[str, float | None]:
+    """Share of the spammers that quality control flagged (`spammer_recall`) and of the
+    honest listeners it flagged (`honest_flagged`); None for a group that is empty. Only the
+    simulator knows who is which; quality control never sees the kinds."""
+    flagged = set(
+        Listener.objects.filter(
+            token__in=[token for _, token in crowd], review=Listener.Review.FLAGGED
+        ).values_list("token", flat=True)
+    )
+    spam = [token in flagged for listener, token in crowd if listener.kind != "honest"]
+    honest = [token in flagged for listener, token in crowd if listener.kind == "honest"]
+    return {
+        "spammer_recall": round(sum(spam) / len(spam), 3) if spam else None,
+        "honest_flagged": round(sum(honest) / len(honest), 3) if honest else None,
+    }

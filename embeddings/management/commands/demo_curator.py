@@ -18,5 +18,5 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         self.stdout.write(
-            f"Curator login: {USERNAME} / {password}  (http://127.0.0.1:8000/admin/login/)"
+            f"Curator login: {USERNAME} / {password}  (http://127.0.0.1:8000/accounts/login/?next=/curate/)"
         )

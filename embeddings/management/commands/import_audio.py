@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from embeddings import audio
+from embeddings.models import Track
 from embeddings.queue import tasks_run
 from embeddings.services import manifest_find
 from embeddings.tasks import import_file
@@ -45,6 +46,12 @@ class Command(BaseCommand):
             default=audio.DEFAULT_SNIPPET_S,
             help=f"Snippet length, {audio.MIN_SNIPPET_S:.0f}-{audio.MAX_SNIPPET_S:.0f} s.",
         )
+        parser.add_argument(
+            "--require-approval",
+            action="store_true",
+            help="Import as pending: not served until a curator approves them on /curate/ "
+            "(the default when ODDBALL_REQUIRE_APPROVAL is on).",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         snippet_s = float(options["snippet_seconds"])
@@ -64,7 +71,9 @@ class Command(BaseCommand):
             for key, value in overrides.items():
                 setattr(meta, key, value)
             jobs.append((str(path.resolve()), asdict(meta), snippet_s))
-        outcomes = tasks_run(import_file, jobs, desc="import")
+        # None leaves it to ODDBALL_REQUIRE_APPROVAL where the import runs (maybe a worker).
+        status = Track.Status.PENDING if options["require_approval"] else None
+        outcomes = tasks_run(import_file, jobs, desc="import", status=status)
         counts = {"imported": 0, "exists": 0, "failed": 0}
         for outcome in outcomes:
             counts[outcome["status"]] += 1

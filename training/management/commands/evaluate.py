@@ -54,7 +54,11 @@ class Command(BaseCommand):
             f"mel-stats {_fmt(r['mel_stats'])}, pretrained {_fmt(r['pretrained'])}, "
             f"BEATs {_fmt(r['beats_mean'])} ({r['beats_status']}), "
             f"previous {_fmt(r['previous_promoted'])}, random {r['random']:.3f}, "
-            f"human ceiling {_fmt(r['ceiling'])}"
+            f"human ceiling {_fmt(r['ceiling'])}; honest majority "
+            f"{_fmt(r['honest_majority_agreement'])} ({r['weighting']} weights), equal weights "
+            f"{_fmt(r['equal_weights_honest_majority_agreement'])} vs reliability weights "
+            f"{_fmt(r['reliability_weights_honest_majority_agreement'])} on "
+            f"{r['equal_weights_n']} triplets"
         )
         self.stdout.write(json.dumps(r))
 

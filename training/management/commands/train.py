@@ -48,6 +48,12 @@ class Command(BaseCommand):
             help="distil oddnet from a registered model, e.g. beats-head@1, instead of votes",
         )
         parser.add_argument(
+            "--equal-weights",
+            action="store_true",
+            help="baseline without quality control: every answer (flagged ones too) weighs 1; "
+            "never promoted",
+        )
+        parser.add_argument(
             "--transitions",
             action="store_true",
             help="train the transition model (transnet) instead: what should play next",
@@ -56,8 +62,8 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         given = {k: options[k] for k in ("steps", "batch_size", "lr") if options[k] is not None}
         if options["transitions"]:
-            if options["teacher"]:
-                raise CommandError("--teacher distils oddnet; it does not apply to transitions")
+            if options["teacher"] or options["equal_weights"]:
+                raise CommandError("--teacher and --equal-weights apply to oddnet, not transitions")
             model_name, config = TRANSITION_MODEL, {**given, "seed": options["seed"]}
         else:
             model_name = options["model"]
@@ -67,8 +73,10 @@ class Command(BaseCommand):
                 config["pretrain"] = pretrain
                 if options["teacher"]:
                     config["teacher"] = options["teacher"]
-            elif options["teacher"]:
-                raise CommandError("--teacher distils oddnet; it does not apply to a head")
+                if options["equal_weights"]:
+                    config["equal_weights"] = True
+            elif options["teacher"] or options["equal_weights"]:
+                raise CommandError("--teacher and --equal-weights apply to oddnet, not to a head")
         try:
             run = services.training_run_create(
                 config, reason="manage.py train", model_name=model_name
