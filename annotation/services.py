@@ -153,6 +153,7 @@ def assignment_next(
             answered_at__isnull=True,
             skipped_at__isnull=True,
             expires_at__gt=now,
+            triplet__active=True,  # a curator may have hidden one of its snippets meanwhile
         )
         .exclude(id__in=list(exclude))
         .select_related(*(f"triplet__{f}" for f in SNIPPET_FIELDS))

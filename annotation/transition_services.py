@@ -159,7 +159,11 @@ def transition_assignment_next(
     now = timezone.now()
     open_one = (
         TransitionAssignment.objects.filter(
-            listener=listener, answered_at__isnull=True, skipped_at__isnull=True, expires_at__gt=now
+            listener=listener,
+            answered_at__isnull=True,
+            skipped_at__isnull=True,
+            expires_at__gt=now,
+            task__active=True,  # a curator may have hidden one of its tracks meanwhile
         )
         .exclude(id__in=list(exclude))
         .select_related("task__rendering")

@@ -243,3 +243,16 @@ def test_hiding_reported_snippets_resolves_the_reports_and_stops_their_triplets(
     assert not triplet.active
     actions = AuditEntry.objects.order_by("id").values_list("action", "target_id")
     assert list(actions) == [("snippet_hide", triplet.snippet_c_id), ("report_resolve", report.id)]
+
+
+def test_an_assignment_already_handed_out_is_not_served_again_once_its_snippet_is_hidden(
+    curator,
+):
+    triplet = triplet_make()
+    listener = listener_make()
+    held = assignment_next(listener)
+    assert held.triplet == triplet
+    moderation.snippet_hide(triplet.snippet_a, curator, "offensive lyrics")
+    assert assignment_next(listener) is None  # the open assignment is not handed back
+    moderation.snippet_show(triplet.snippet_a, curator, "misheard")
+    assert assignment_next(listener).id == held.id
