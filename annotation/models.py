@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from embeddings.models import Clip, Rendering, Snippet, Split
 
 SLOTS = "abc"  # a triplet's canonical slots; listeners see them in a per-assignment order
+SITE_SOURCE = "oddball"  # the `source` of everything collected here, not imported
 
 
 class Listener(models.Model):
@@ -39,6 +40,19 @@ class Listener(models.Model):
     slowed_until = models.DateTimeField(
         null=True, blank=True, help_text="Served nothing new before this (answering too fast)."
     )
+    # Listeners of imported judgment sets (import_judgments): the dataset's name and the
+    # person's id in it. Listeners of this site have source "oddball" and no source_id.
+    source = models.CharField(max_length=40, default=SITE_SOURCE)
+    source_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "source_id"],
+                condition=~models.Q(source_id=""),
+                name="listener_once_per_source_person",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.pseudonym
@@ -58,6 +72,9 @@ class Triplet(models.Model):
         null=True, blank=True, help_text="Slot (0-2) of the other track's snippet, gold only."
     )
     active = models.BooleanField(default=True)
+    source = models.CharField(
+        max_length=40, default=SITE_SOURCE, help_text="oddball, or the imported dataset's name."
+    )
     # Denormalised counters that order serving; the judgments stay the system of record.
     votes = models.PositiveIntegerField(default=0)
     served = models.PositiveIntegerField(default=0)
@@ -118,7 +135,8 @@ class Judgment(models.Model):
         REJECTED = "rejected"
 
     # One judgment per assignment, enforced by the database: a double submit cannot add one.
-    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT)
+    # Imported judgments (import_judgments) were never served here, so they have none.
+    assignment = models.OneToOneField(Assignment, null=True, blank=True, on_delete=models.PROTECT)
     triplet = models.ForeignKey(Triplet, on_delete=models.PROTECT, related_name="judgments")
     listener = models.ForeignKey(Listener, on_delete=models.PROTECT, related_name="judgments")
     odd_slot = models.PositiveSmallIntegerField(
@@ -129,8 +147,12 @@ class Judgment(models.Model):
         PHONE = "phone"
         DESKTOP = "desktop"
 
-    response_ms = models.PositiveIntegerField(help_text="From first play to answer.")
-    listen_ms = models.JSONField(help_text="Listening time per slot [a, b, c], ms.")
+    response_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From first play to answer (null when imported)."
+    )
+    listen_ms = models.JSONField(
+        null=True, blank=True, help_text="Listening time per slot [a, b, c], ms."
+    )
     # What the listening page records besides the answer; null or blank for API clients
     # that do not send it. Nothing else about the person is kept.
     plays = models.JSONField(null=True, blank=True, help_text="Plays per slot [a, b, c].")
@@ -143,10 +165,24 @@ class Judgment(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
     flag_reason = models.CharField(max_length=200, blank=True)
     weight = models.FloatField(default=1.0, help_text="Weight used in training.")
+    source = models.CharField(
+        max_length=40, default=SITE_SOURCE, help_text="oddball, or the imported dataset's name."
+    )
+    source_id = models.CharField(
+        max_length=100, blank=True, help_text="The row's id in its source dataset."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["triplet", "status"], name="judgment_triplet")]
+        constraints = [
+            # Importing the same file twice adds nothing the second time.
+            models.UniqueConstraint(
+                fields=["source", "source_id"],
+                condition=~models.Q(source_id=""),
+                name="judgment_once_per_source_row",
+            )
+        ]
 
 
 class SnippetReport(models.Model):
@@ -307,3 +343,82 @@ class AuditEntry(models.Model):
             ("download_datasets", "Can download dataset releases"),
             ("use_research_api", "Can use the research API with a token"),
         ]
+
+
+class DatasetRelease(models.Model):
+    """A numbered, immutable snapshot of the accepted judgments and ratings, cut by a curator
+    with the filters in `filters`. Its files live under `folder` (relative to MEDIA_ROOT) and
+    are listed in `files` with their sizes and SHA-256. `salt` keys the listener pseudonyms
+    of this release only; it is never exported."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Being cut"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    number = models.PositiveIntegerField(unique=True)
+    title = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True, help_text="The curator's notes, shown in the datasheet.")
+    filters = models.JSONField(default=dict, blank=True)
+    salt = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    error = models.TextField(blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    files = models.JSONField(default=list, blank=True, help_text="[{name, bytes, sha256}]")
+    folder = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"release {self.number}"
+
+
+class ResearcherProfile(models.Model):
+    """A researcher's application: who they are and why they want the data. A curator
+    approves it (which adds the user to the researcher group) or rejects it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting a curator"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="researcher"
+    )
+    affiliation = models.CharField(max_length=200)
+    purpose = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ApiToken(models.Model):
+    """A researcher's API token. Only its SHA-256 is stored; `prefix` (the first characters)
+    lets its owner tell tokens apart. Revoked tokens stay, with the time they were revoked."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"

@@ -4,11 +4,13 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from annotation import release_urls, research_urls
 from annotation.urls import api_urlpatterns
 from annotation.urls import urlpatterns as annotation_urls
 from embeddings.urls import api_urlpatterns as embeddings_api
 from embeddings.urls import urlpatterns as embeddings_urls
 from embeddings.views import media
+from training import similar_urls
 from training.urls import urlpatterns as training_urls
 
 
@@ -20,8 +22,14 @@ urlpatterns = [
     path("", include(annotation_urls)),
     path("", include(training_urls)),
     path("", include(embeddings_urls)),
+    path("", include(release_urls.urlpatterns)),
+    path("", include(research_urls.urlpatterns)),
+    path("", include(similar_urls.urlpatterns)),
     path("api/v1/", include(api_urlpatterns)),
     path("api/v1/", include(embeddings_api)),
+    path("api/v1/", include(release_urls.api_urlpatterns)),
+    path("api/v1/", include(research_urls.api_urlpatterns)),
+    path("api/v1/", include(similar_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

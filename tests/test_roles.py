@@ -257,6 +257,9 @@ TABLE: dict[str, tuple[Request, dict[str, int | str]]] = {
     # Site plumbing
     "api/schema/": (get("/api/schema/"), everyone(200)),
     "api/docs/": (get("/api/docs/"), everyone(200)),
+    # -- releases and /datasets/ --
+    # -- researchers, tokens and the research API --
+    # -- similar tracks --
     "healthz": (get("/healthz"), everyone(200)),
     "admin/": (get("/admin/"), {**everyone(ADMIN_LOGIN), "admin": 200}),
     "i18n/setlang/": (post_form("/i18n/setlang/", {"language": "en", "next": "/"}), everyone("/")),
