@@ -6,124 +6,214 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0005_roles'),
+        ("annotation", "0005_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(max_length=12)),
-                ('key_hash', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("prefix", models.CharField(max_length=12)),
+                ("key_hash", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='DatasetRelease',
+            name="DatasetRelease",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField(unique=True)),
-                ('title', models.CharField(blank=True, max_length=200)),
-                ('notes', models.TextField(blank=True, help_text="The curator's notes, shown in the datasheet.")),
-                ('filters', models.JSONField(blank=True, default=dict)),
-                ('salt', models.CharField(max_length=64)),
-                ('status', models.CharField(choices=[('building', 'Being cut'), ('ready', 'Ready'), ('failed', 'Failed')], default='building', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('files', models.JSONField(blank=True, default=list, help_text='[{name, bytes, sha256}]')),
-                ('folder', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField(unique=True)),
+                ("title", models.CharField(blank=True, max_length=200)),
+                (
+                    "notes",
+                    models.TextField(
+                        blank=True, help_text="The curator's notes, shown in the datasheet."
+                    ),
+                ),
+                ("filters", models.JSONField(blank=True, default=dict)),
+                ("salt", models.CharField(max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("building", "Being cut"),
+                            ("ready", "Ready"),
+                            ("failed", "Failed"),
+                        ],
+                        default="building",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                (
+                    "files",
+                    models.JSONField(blank=True, default=list, help_text="[{name, bytes, sha256}]"),
+                ),
+                ("folder", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-number'],
+                "ordering": ["-number"],
             },
         ),
         migrations.CreateModel(
-            name='ResearcherProfile',
+            name="ResearcherProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('affiliation', models.CharField(max_length=200)),
-                ('purpose', models.TextField()),
-                ('status', models.CharField(choices=[('pending', 'Awaiting a curator'), ('approved', 'Approved'), ('rejected', 'Rejected')], default='pending', max_length=10)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("affiliation", models.CharField(max_length=200)),
+                ("purpose", models.TextField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Awaiting a curator"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AddField(
-            model_name='judgment',
-            name='source',
-            field=models.CharField(default='oddball', help_text="oddball, or the imported dataset's name.", max_length=40),
+            model_name="judgment",
+            name="source",
+            field=models.CharField(
+                default="oddball",
+                help_text="oddball, or the imported dataset's name.",
+                max_length=40,
+            ),
         ),
         migrations.AddField(
-            model_name='judgment',
-            name='source_id',
-            field=models.CharField(blank=True, help_text="The row's id in its source dataset.", max_length=100),
+            model_name="judgment",
+            name="source_id",
+            field=models.CharField(
+                blank=True, help_text="The row's id in its source dataset.", max_length=100
+            ),
         ),
         migrations.AddField(
-            model_name='listener',
-            name='source',
-            field=models.CharField(default='oddball', max_length=40),
+            model_name="listener",
+            name="source",
+            field=models.CharField(default="oddball", max_length=40),
         ),
         migrations.AddField(
-            model_name='listener',
-            name='source_id',
+            model_name="listener",
+            name="source_id",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='triplet',
-            name='source',
-            field=models.CharField(default='oddball', help_text="oddball, or the imported dataset's name.", max_length=40),
+            model_name="triplet",
+            name="source",
+            field=models.CharField(
+                default="oddball",
+                help_text="oddball, or the imported dataset's name.",
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='judgment',
-            name='assignment',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to='annotation.assignment'),
+            model_name="judgment",
+            name="assignment",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to="annotation.assignment",
+            ),
         ),
         migrations.AlterField(
-            model_name='judgment',
-            name='listen_ms',
-            field=models.JSONField(blank=True, help_text='Listening time per slot [a, b, c], ms.', null=True),
+            model_name="judgment",
+            name="listen_ms",
+            field=models.JSONField(
+                blank=True, help_text="Listening time per slot [a, b, c], ms.", null=True
+            ),
         ),
         migrations.AlterField(
-            model_name='judgment',
-            name='response_ms',
-            field=models.PositiveIntegerField(blank=True, help_text='From first play to answer (null when imported).', null=True),
+            model_name="judgment",
+            name="response_ms",
+            field=models.PositiveIntegerField(
+                blank=True, help_text="From first play to answer (null when imported).", null=True
+            ),
         ),
         migrations.AddConstraint(
-            model_name='judgment',
-            constraint=models.UniqueConstraint(condition=models.Q(('source_id', ''), _negated=True), fields=('source', 'source_id'), name='judgment_once_per_source_row'),
+            model_name="judgment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("source_id", ""), _negated=True),
+                fields=("source", "source_id"),
+                name="judgment_once_per_source_row",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='listener',
-            constraint=models.UniqueConstraint(condition=models.Q(('source_id', ''), _negated=True), fields=('source', 'source_id'), name='listener_once_per_source_person'),
+            model_name="listener",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("source_id", ""), _negated=True),
+                fields=("source", "source_id"),
+                name="listener_once_per_source_person",
+            ),
         ),
         migrations.AddField(
-            model_name='apitoken',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='api_tokens', to=settings.AUTH_USER_MODEL),
+            model_name="apitoken",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="api_tokens",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='datasetrelease',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL),
+            model_name="datasetrelease",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='researcherprofile',
-            name='decided_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="researcherprofile",
+            name="decided_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='researcherprofile',
-            name='user',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='researcher', to=settings.AUTH_USER_MODEL),
+            model_name="researcherprofile",
+            name="user",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="researcher",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]
