@@ -219,6 +219,10 @@ ODDBALL_TRANSITION_SHARES = env_str("ODDBALL_TRANSITION_SHARES", "model=0.5,rand
 ODDBALL_REQUIRE_APPROVAL = env_bool("ODDBALL_REQUIRE_APPROVAL", False)
 # The embedded default serves media from Django; behind nginx turn this off.
 ODDBALL_SERVE_MEDIA = env_bool("ODDBALL_SERVE_MEDIA", True)
+# -- dataset releases --
+# -- researchers and the research API --
+# -- imported judgments --
+# -- similar tracks --
 
 LOGGING = {
     "version": 1,

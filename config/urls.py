@@ -10,6 +10,7 @@ from annotation.urls import urlpatterns as annotation_urls
 from embeddings.urls import api_urlpatterns as embeddings_api
 from embeddings.urls import urlpatterns as embeddings_urls
 from embeddings.views import media
+from training import research_urls as training_research_urls
 from training import similar_urls
 from training.urls import urlpatterns as training_urls
 
@@ -30,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include(release_urls.api_urlpatterns)),
     path("api/v1/", include(research_urls.api_urlpatterns)),
     path("api/v1/", include(similar_urls.api_urlpatterns)),
+    path("api/v1/", include(training_research_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
