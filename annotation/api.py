@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from annotation import selectors
 from annotation import serializers as s
+from annotation.api_errors import error_responses
 from annotation.limits import (
     ANSWER_THROTTLES,
     CREATE_THROTTLES,
@@ -45,8 +46,12 @@ def _listener(request: Request) -> Listener:
     return request.auth
 
 
+ERROR_CODES = {400: "invalid", 403: "permission_denied", 404: "not_found", 409: "conflict"}
+
+
 def _error(e: AnnotationError) -> Response:
-    return Response({"detail": str(e)}, status=e.status)
+    code = ERROR_CODES.get(e.status, "gone" if e.status == 410 else "error")
+    return Response({"detail": str(e), "code": code}, status=e.status)
 
 
 def assignment_payload(request: HttpRequest, assignment: Assignment) -> dict:
@@ -70,7 +75,10 @@ def assignment_payload(request: HttpRequest, assignment: Assignment) -> dict:
 class ListenerCreateApi(APIView):
     throttle_classes = CREATE_THROTTLES
 
-    @extend_schema(request=s.ListenerIn, responses={201: s.ListenerOut})
+    @extend_schema(
+        request=s.ListenerIn,
+        responses={201: s.ListenerOut, **error_responses(400, 429, enveloped=False)},
+    )
     def post(self, request: Request) -> Response:
         data = s.ListenerIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -83,7 +91,7 @@ class ListenerCreateApi(APIView):
 
 
 class MeApi(APIView):
-    @extend_schema(responses={200: s.MeOut})
+    @extend_schema(responses={200: s.MeOut, **error_responses(401)})
     def get(self, request: Request) -> Response:
         listener = _listener(request)
         summary = selectors.listener_summary(listener, recent=0)
@@ -100,7 +108,14 @@ class MeApi(APIView):
 class AssignmentNextApi(APIView):
     throttle_classes = SERVE_THROTTLES
 
-    @extend_schema(parameters=[s.AssignmentNextIn], responses={200: s.AssignmentOut, 204: None})
+    @extend_schema(
+        parameters=[s.AssignmentNextIn],
+        responses={
+            200: s.AssignmentOut,
+            204: None,
+            **error_responses(400, 401, 403, 404, 409, 410, 429, enveloped=False),
+        },
+    )
     def get(self, request: Request) -> Response:
         listener = _listener(request)
         if (slowed := slowed_response(listener, TRIPLETS)) is not None:
@@ -120,7 +135,13 @@ class AssignmentNextApi(APIView):
 
 
 class AssignmentSkipApi(APIView):
-    @extend_schema(request=s.SkipIn, responses={200: s.SkipOut})
+    @extend_schema(
+        request=s.SkipIn,
+        responses={
+            200: s.SkipOut,
+            **error_responses(400, 401, 403, 404, 409, 410, 429, enveloped=False),
+        },
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
         listener = _listener(request)
         data = s.SkipIn(data=request.data)
@@ -135,7 +156,14 @@ class AssignmentSkipApi(APIView):
 class JudgmentCreateApi(APIView):
     throttle_classes = ANSWER_THROTTLES
 
-    @extend_schema(request=s.JudgmentIn, responses={201: s.JudgmentOut, 200: s.JudgmentOut})
+    @extend_schema(
+        request=s.JudgmentIn,
+        responses={
+            201: s.JudgmentOut,
+            200: s.JudgmentOut,
+            **error_responses(400, 401, 403, 404, 409, 410, 429, enveloped=False),
+        },
+    )
     def post(self, request: Request) -> Response:
         listener = _listener(request)
         data = s.JudgmentIn(data=request.data)
@@ -166,7 +194,13 @@ class JudgmentCreateApi(APIView):
 
 
 class ReportCreateApi(APIView):
-    @extend_schema(request=s.ReportIn, responses={201: s.ReportOut})
+    @extend_schema(
+        request=s.ReportIn,
+        responses={
+            201: s.ReportOut,
+            **error_responses(400, 401, 403, 404, 409, 429, enveloped=False),
+        },
+    )
     def post(self, request: Request) -> Response:
         listener = _listener(request)
         data = s.ReportIn(data=request.data)
@@ -206,7 +240,12 @@ class TransitionNextApi(APIView):
     throttle_classes = SERVE_THROTTLES
 
     @extend_schema(
-        parameters=[s.TransitionNextIn], responses={200: s.TransitionAssignmentOut, 204: None}
+        parameters=[s.TransitionNextIn],
+        responses={
+            200: s.TransitionAssignmentOut,
+            204: None,
+            **error_responses(400, 401, 403, 404, 409, 410, 429, enveloped=False),
+        },
     )
     def get(self, request: Request) -> Response:
         listener = _listener(request)
@@ -223,7 +262,13 @@ class TransitionNextApi(APIView):
 class TransitionSkipApi(APIView):
     """Give a transition back unrated, e.g. when its audio would not load. Idempotent."""
 
-    @extend_schema(request=s.SkipIn, responses={200: s.SkipOut})
+    @extend_schema(
+        request=s.SkipIn,
+        responses={
+            200: s.SkipOut,
+            **error_responses(400, 401, 403, 404, 409, 410, 429, enveloped=False),
+        },
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
         listener = _listener(request)
         data = s.SkipIn(data=request.data)
@@ -243,7 +288,14 @@ class RatingCreateApi(APIView):
 
     throttle_classes = ANSWER_THROTTLES
 
-    @extend_schema(request=s.RatingIn, responses={201: s.RatingOut, 200: s.RatingOut})
+    @extend_schema(
+        request=s.RatingIn,
+        responses={
+            201: s.RatingOut,
+            200: s.RatingOut,
+            **error_responses(400, 401, 403, 404, 409, 410, 429, enveloped=False),
+        },
+    )
     def post(self, request: Request) -> Response:
         listener = _listener(request)
         data = s.RatingIn(data=request.data)

@@ -58,3 +58,32 @@ class ListenerCookieAuthentication(SessionAuthentication):
             return None
         self.enforce_csrf(request)
         return AnonymousUser(), listener
+
+
+class ResearchTokenAuthentication(BaseAuthentication):
+    """A researcher's API token in `Authorization: Bearer odb_<secret>`: a different keyword
+    and a recognisable prefix, so it cannot be taken for a listener token (`Listener ...`).
+
+    The token's user becomes `request.user` while the user is active and may still use the
+    research API; a revoked token stops working at once. `last_used_at` is written at most
+    once a TOKEN_TOUCH_S, not on every request."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[object, object] | None:
+        # Imported here: annotation.research needs annotation.roles, which imports DRF's
+        # views, which import this module through the DEFAULT_AUTHENTICATION_CLASSES.
+        from annotation.research import api_token_authenticate
+
+        header = request.headers.get("Authorization", "")
+        if not header.startswith(self.keyword + " "):
+            return None
+        token = api_token_authenticate(header.split(" ", 1)[1].strip())
+        if token is None:
+            raise AuthenticationFailed(
+                "Unknown, revoked or no longer valid research token.", code="invalid_token"
+            )
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword

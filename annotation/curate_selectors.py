@@ -54,7 +54,8 @@ def _answer_row(judgment: Judgment) -> AnswerRow:
     by_slot = dict(
         zip(SLOTS, (triplet.snippet_a, triplet.snippet_b, triplet.snippet_c), strict=True)
     )
-    order = judgment.assignment.order
+    # Imported judgments were never served here: show them in canonical slot order.
+    order = judgment.assignment.order if judgment.assignment_id else SLOTS
     shown = [("ABC"[i], by_slot[slot]) for i, slot in enumerate(order)]
     picked = "none" if judgment.odd_slot is None else "ABC"[order.index(SLOTS[judgment.odd_slot])]
     gold = "" if triplet.gold_odd is None else "ABC"[order.index(SLOTS[triplet.gold_odd])]

@@ -1,6 +1,10 @@
 """Dataset export: every judgment as one row per vote, every transition rating as one row
 per rating, plus a datasheet. Practice-round answers are kept in the database but are not
-votes, so they are not exported."""
+votes, so they are not exported.
+
+`export_dataset` (dataset_export) writes the working export; numbered dataset releases
+are annotation/releases.py, their files annotation/release_files.py.
+"""
 
 import json
 from collections.abc import Iterator

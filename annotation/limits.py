@@ -171,6 +171,7 @@ def slowed_response(listener: Listener, kind: str) -> Response | None:
     body = {
         "detail": "You are answering faster than the music plays. "
         f"Take a breath: the next one comes in {wait_s} s.",
+        "code": "slowed",
         "wait_s": wait_s,
     }
     headers = {"Retry-After": str(wait_s)}

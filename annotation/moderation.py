@@ -24,7 +24,15 @@ from django.db.models import Model, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from annotation.models import AuditEntry, Judgment, Listener, SnippetReport, TransitionTask, Triplet
+from annotation.models import (
+    SITE_SOURCE,
+    AuditEntry,
+    Judgment,
+    Listener,
+    SnippetReport,
+    TransitionTask,
+    Triplet,
+)
 from embeddings.models import Snippet, Track
 from embeddings.services import ImportOutcome, TrackMeta, track_import
 
@@ -198,7 +206,8 @@ def _serving_sync(snippet_ids: list[int], track_ids: list[int]) -> None:
     Needs the caller's transaction."""
     if snippet_ids:
         visible = Snippet.objects.filter(_visible_snippets()).values("id")
-        touching = Triplet.objects.filter(
+        # Imported triplets (import_judgments) are never served, whatever their snippets do.
+        touching = Triplet.objects.filter(source=SITE_SOURCE).filter(
             Q(snippet_a__in=snippet_ids)
             | Q(snippet_b__in=snippet_ids)
             | Q(snippet_c__in=snippet_ids)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import SLOTS, AuditEntry, Judgment, Listener
+from annotation.models import SITE_SOURCE, SLOTS, AuditEntry, Judgment, Listener
 from annotation.quality import NONE, Answers, QualityConfig, assess
 
 FLAG_ACTION = "flag"  # AuditEntry.action of an automatic flag
@@ -39,10 +39,14 @@ class QualityReport:
 
 
 def _answers() -> tuple[Answers, list[int], list[int], list[int]]:
-    """Every non-practice answer as arrays; with the listener ids (row order), the judgment
-    ids and each judgment's listener review."""
+    """Every non-practice answer given on this site as arrays; with the listener ids (row
+    order), the judgment ids and each judgment's listener review.
+
+    Imported judgments (import_judgments) are left out, and so are their listeners: they
+    were never served here (no assignment, display order or listening time to check), so
+    they get no signals and no flags, and keep weight 1."""
     rows = list(
-        Judgment.objects.filter(practice=False)
+        Judgment.objects.filter(practice=False, source=SITE_SOURCE)
         .order_by("id")
         .values_list(
             "id",

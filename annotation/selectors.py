@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
+    SITE_SOURCE,
     SLOTS,
     Assignment,
     Judgment,
@@ -28,12 +29,15 @@ POSITIONS = "ABC"
 # judgments, practice answers and repeats (consistency checks) stay in the database but are
 # not votes: training, evaluation and exports read only what these two return, so excluding
 # a listener takes their work out everywhere and restoring brings it back.
+# Imported judgments (import_judgments; `source` other than SITE_SOURCE, no assignment)
+# count too, but training and evaluation read them only with ODDBALL_TRAIN_IMPORTED on:
+# they were collected elsewhere, on other excerpts, without this site's quality control.
 COUNTED_REVIEWS = (Listener.Review.OK, Listener.Review.TRUSTED)
 
 
 def counted_judgments() -> QuerySet[Judgment]:
     """Judgments that count as votes: accepted, not practice, not a repeat, by a listener
-    neither flagged nor excluded."""
+    neither flagged nor excluded; imported ones included (releases choose by `source`)."""
     return Judgment.objects.filter(
         status=Judgment.Status.ACCEPTED,
         practice=False,
@@ -49,14 +53,23 @@ def counted_ratings() -> QuerySet[TransitionRating]:
     )
 
 
+def _training_sources(judgments: QuerySet[Judgment]) -> QuerySet[Judgment]:
+    """Only this site's judgments, unless ODDBALL_TRAIN_IMPORTED lets imported ones in."""
+    if settings.ODDBALL_TRAIN_IMPORTED:
+        return judgments
+    return judgments.filter(source=SITE_SOURCE)
+
+
 def triplet_votes(
     split: str | None = None, kind: str = Triplet.Kind.RANDOM
 ) -> dict[int, tuple[tuple[int, int, int], list[int], list[float]]]:
-    """Accepted votes per triplet: {triplet_id: (snippet ids, odd slots, weights)}.
+    """Accepted votes per triplet: {triplet_id: (snippet ids, odd slots, weights)}, as
+    training and evaluation read them (imported ones per ODDBALL_TRAIN_IMPORTED).
 
     "Can't tell" answers carry no vote and are left out.
     """
     judgments = counted_judgments().filter(odd_slot__isnull=False, triplet__kind=kind)
+    judgments = _training_sources(judgments)
     if split:
         judgments = judgments.filter(triplet__split=split)
     rows = judgments.values_list(
@@ -82,8 +95,8 @@ def equal_weight_votes(
 ) -> dict[int, tuple[tuple[int, int, int], list[int], list[float]]]:
     """Votes as `triplet_votes` returns them, without automatic quality control: every
     non-practice, non-repeat answer not rejected, by a listener a curator did not exclude,
-    each with weight 1."""
-    judgments = (
+    each with weight 1 (imported ones per ODDBALL_TRAIN_IMPORTED)."""
+    judgments = _training_sources(
         Judgment.objects.filter(
             practice=False,
             assignment__repeat_of__isnull=True,
@@ -194,7 +207,7 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
             None if odd is None else snippets[odd],
             pseudonym,
             response_ms,
-            *listen_ms,
+            *(listen_ms or (None, None, None)),  # imported judgments have none
             *(plays or (None, None, None)),
             *(seeks or (None, None, None)),
             viewport,

@@ -3,8 +3,10 @@
 import_audio (hedgewars, wesnoth, fof_sectoid) -> embed -> make_tasks, once; then per seed,
 on a copy of that database: simulate_crowd --listeners 60 --judgments 4000 --spammers 0.2
 (which ends by running quality control) and reports spammer_recall and honest_flagged. On
-the first seed it also trains oddnet twice, with reliability weights and with
---equal-weights, and evaluates both against the held-out majority of honest listeners.
+every seed it also trains oddnet twice, with reliability weights and with --equal-weights
+(every vote weighing 1, flagged listeners included), and evaluates both against the
+held-out majority of honest listeners; the last lines give the mean difference and on how
+many seeds reliability weights did at least as well.
 The simulator answers at machine speed, so the API rate limits are turned off here, and so
 is the slow-down of too-fast listeners (annotation/limits.py flags them too): the figures
 are quality control's own. Each seed runs twice more without the listening rule
@@ -78,7 +80,8 @@ def main() -> None:
         manage(base, "make_tasks", "--seed", "0")
         emit("quality.setup.seconds", round(time.monotonic() - started, 1), "s")
         crowd_args = ["--listeners", "60", "--judgments", str(args.judgments), "--spammers", "0.2"]
-        for n, seed in enumerate(args.seeds):
+        compared = []
+        for seed in args.seeds:
             without = str(Path(tmp) / f"seed-{seed}-no-listening-rule")
             shutil.copytree(base, without)
             off = {"ODDBALL_QUALITY_MAX_FAST_SHARE": "1"}
@@ -91,7 +94,7 @@ def main() -> None:
             crowd = manage(var, "simulate_crowd", *crowd_args, "--seed", str(seed))
             emit(f"quality.seed{seed}.spammer_recall", crowd["spammer_recall"], "fraction")
             emit(f"quality.seed{seed}.honest_flagged", crowd["honest_flagged"], "fraction")
-            if n or args.no_train:
+            if args.no_train:
                 continue
             started = time.monotonic()
             manage(var, "train", "--seed", str(seed), "--equal-weights")
@@ -104,6 +107,17 @@ def main() -> None:
             ):
                 emit(f"quality.seed{seed}.{key}", result[key], "fraction")
             emit(f"quality.seed{seed}.held_out_triplets", result["equal_weights_n"], "count")
+            compared.append(
+                result["reliability_weights_honest_majority_agreement"]
+                - result["equal_weights_honest_majority_agreement"]
+            )
+        if compared:
+            emit(
+                "quality.reliability_minus_equal.mean",
+                round(sum(compared) / len(compared), 4),
+                "fraction",
+            )
+            emit("quality.reliability_at_least_equal.seeds", sum(d >= 0 for d in compared), "count")
     print(
         f"# rerun: .venv/bin/python bench/quality.py --seeds {' '.join(map(str, args.seeds))} "
         f"--judgments {args.judgments}",

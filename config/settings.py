@@ -147,6 +147,7 @@ CELERY_BEAT_SCHEDULE = {
     "retrain-if-due": {"task": "training.retrain_if_due", "schedule": 60.0},
     "training-sweep": {"task": "training.sweep", "schedule": 60.0},
     "rendering-sweep": {"task": "annotation.sweep_renderings", "schedule": 60.0},
+    "release-sweep": {"task": "annotation.sweep_releases", "schedule": 60.0},
     "quality-update": {
         "task": "annotation.quality_update",
         "schedule": float(env_int("ODDBALL_QUALITY_EVERY_S", 300)),
@@ -176,8 +177,27 @@ REST_FRAMEWORK = {
     # Proxies in front of Django that append to X-Forwarded-For (nginx: 1). 0 trusts only
     # the socket's address, so a client cannot pick its own address by sending the header.
     "NUM_PROXIES": env_int("ODDBALL_NUM_PROXIES", 0),
+    # `{"detail", "code"}` on every API error (annotation/api_errors.py).
+    "EXCEPTION_HANDLER": "annotation.api_errors.api_exception_handler",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Oddball API", "VERSION": "1", "SERVE_INCLUDE_SCHEMA": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Oddball API",
+    "VERSION": "1",
+    "DESCRIPTION": (
+        "The listening API (a listener token, `Authorization: Listener <token>`, or the "
+        "listening page's cookie) and the research API (a researcher token from /research/, "
+        '`Authorization: Bearer odb_<secret>`). Errors are JSON `{"detail", "code"}`.'
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files are vendored (static/vendor/), so /api/docs/ loads nothing from a CDN.
+    "SWAGGER_UI_DIST": STATIC_URL + "vendor/swagger-ui-5.35.0",
+    "SWAGGER_UI_FAVICON_HREF": STATIC_URL + "vendor/swagger-ui-5.35.0/favicon-32x32.png",
+    # What Django's path converters really match, so no documented value misses the route.
+    "PATH_CONVERTER_OVERRIDES": {
+        "int": {"type": "integer", "minimum": 0},
+        "str": {"type": "string", "pattern": "^[^/]+$"},
+    },
+}
 
 # Oddball's own knobs.
 ODDBALL_BEATS_CHECKPOINT = env_str("ODDBALL_BEATS_CHECKPOINT")
@@ -221,8 +241,21 @@ ODDBALL_REQUIRE_APPROVAL = env_bool("ODDBALL_REQUIRE_APPROVAL", False)
 ODDBALL_SERVE_MEDIA = env_bool("ODDBALL_SERVE_MEDIA", True)
 # -- dataset releases --
 # -- researchers and the research API --
+# Research API requests per user and period (all of a researcher's tokens share it).
+ODDBALL_RATE_RESEARCH = env_str("ODDBALL_RATE_RESEARCH", "1000/hour")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["research"] = ODDBALL_RATE_RESEARCH or None
 # -- imported judgments --
+# Judgments brought in by import_judgments (source other than "oddball") are training and
+# evaluation votes only when this is on: they were collected elsewhere, on other excerpts,
+# without this site's quality control. Releases include them by their own source filter.
+ODDBALL_TRAIN_IMPORTED = env_bool("ODDBALL_TRAIN_IMPORTED", False)
 # -- similar tracks --
+# /similar/ and /api/v1/similar/: the largest clip accepted for comparison (MB), and the
+# rate of similar-track queries per client (scope "similar"; empty turns it off).
+ODDBALL_SIMILAR_MAX_UPLOAD_MB = env_int("ODDBALL_SIMILAR_MAX_UPLOAD_MB", 20)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["similar"] = (
+    env_str("ODDBALL_RATE_SIMILAR", "30/min") or None
+)
 
 LOGGING = {
     "version": 1,

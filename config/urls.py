@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation import release_urls, research_urls
@@ -17,6 +18,16 @@ from training.urls import urlpatterns as training_urls
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404s under /api/ are JSON in the API's error shape; pages get Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "No such API endpoint.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found
 
 
 urlpatterns = [

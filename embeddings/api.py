@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django.core.cache import cache
 from django.db import transaction
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
@@ -50,6 +50,13 @@ class RenderThrottle(ScopedRateThrottle):
 
 
 # Serializers ---------------------------------------------------------------------------------
+
+
+# Invalid query parameters keep DRF's validation shape: messages by field name.
+FIELD_ERRORS = OpenApiResponse(
+    {"type": "object", "additionalProperties": {}},
+    description="Invalid input: messages by field name.",
+)
 
 
 class DetailOut(serializers.Serializer):
@@ -154,7 +161,7 @@ class TrackNextApi(APIView):
 
     @extend_schema(
         parameters=[NextIn],
-        responses={200: NextOut, 400: DetailOut, 404: DetailOut, 409: DetailOut},
+        responses={200: NextOut, 400: FIELD_ERRORS, 404: DetailOut, 409: DetailOut},
     )
     def get(self, request: Request, track_id: int) -> Response:
         query = NextIn(data=request.query_params)
@@ -226,7 +233,7 @@ class TransitionRenderApi(APIView):
         responses={
             200: RenderingOut,
             202: RenderingPendingOut,
-            400: DetailOut,
+            400: FIELD_ERRORS,
             404: DetailOut,
             409: DetailOut,
         },

@@ -156,3 +156,86 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Similar tracks and the embedding map (training/similar.py) ---------------------------------
+
+
+def track_ranking(
+    scores: np.ndarray, ids: np.ndarray, track_of: dict[int, int]
+) -> list[tuple[int, float, int]]:
+    """Aggregate snippet neighbours into tracks: [(track id, score, best snippet id)], best
+    first.
+
+    `scores` and `ids` are (M, k) per query window, higher scores better (padding ids -1).
+    A track's score is the mean over the windows of its best snippet's score there; a
+    track missing from one window's list is given that window's lowest score (its true
+    score is at most that), so a track that matches only one window of a long clip does
+    not outrank one that matches all of them. Snippets absent from `track_of` (hidden,
+    or on a track left out) are skipped. The best snippet is the track's single closest
+    snippet to any window.
+    """
+    scores, ids = np.atleast_2d(scores), np.atleast_2d(ids)
+    per_window: list[dict[int, float]] = []
+    floors: list[float] = []
+    best: dict[int, tuple[float, int]] = {}
+    for row_scores, row_ids in zip(scores, ids, strict=True):
+        found: dict[int, float] = {}
+        lowest = 0.0
+        for score, sid in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
+            track = track_of.get(int(sid)) if sid >= 0 else None
+            if track is None:
+                continue
+            lowest = min(lowest, score) if found else score
+            found[track] = max(found.get(track, -np.inf), score)
+            if score > best.get(track, (-np.inf, 0))[0]:
+                best[track] = (score, int(sid))
+        per_window.append(found)
+        floors.append(lowest)
+    totals = {
+        track: float(np.mean([w.get(track, f) for w, f in zip(per_window, floors, strict=True)]))
+        for track in best
+    }
+    ranked = sorted(totals, key=lambda t: (-totals[t], t))
+    return [(t, totals[t], best[t][1]) for t in ranked]
+
+
+def pca_2d(vectors: np.ndarray) -> np.ndarray:
+    """The (N, 2) projection of (N, D) vectors on their first two principal axes, signs
+    fixed (largest loading positive) so the picture does not flip between runs."""
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    if len(x) < 2:
+        return np.zeros((len(x), 2))
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    axes = vt[:2]
+    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
+    out = x @ (axes * signs[:, None]).T
+    return out if out.shape[1] == 2 else np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
+
+
+TSNE_MIN_POINTS = 5  # below this t-SNE's perplexity has no room; the map shows PCA only
+
+
+def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray | None:
+    """A seeded 2-D t-SNE of (N, D) vectors (scikit-learn, PCA start), or None for fewer
+    than TSNE_MIN_POINTS points. Perplexity is 30, or less for small sets (it must stay
+    below N)."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if len(x) < TSNE_MIN_POINTS:
+        return None
+    from sklearn.manifold import TSNE  # imported here: only the map needs scikit-learn (2 s)
+
+    perplexity = float(min(30.0, (len(x) - 1) / 3))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(x).astype(np.float64)
+
+
+def unit_square(points: np.ndarray) -> np.ndarray:
+    """Scale (N, 2) points into [0, 1]² keeping their aspect ratio, centred."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        return points.reshape(0, 2)
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = float(max(high - low)) or 1.0
+    return (points - low) / span + (1.0 - (high - low) / span) / 2

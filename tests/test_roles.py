@@ -18,7 +18,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
 from annotation.auth import COOKIE
-from annotation.models import Listener
+from annotation.models import DatasetRelease, Listener
+from annotation.releases import release_cut
 from embeddings.models import Clip, Track
 from tests.factories import (
     assignment_make,
@@ -49,6 +50,7 @@ class World:
     clip_y: Clip
     version: ModelVersion
     media_path: str
+    release: DatasetRelease
     others: Listener = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,7 +79,8 @@ def world_make(media_root: Path) -> World:
     (media_root / "models").mkdir(parents=True)
     (media_root / "models" / "oddnet-1.onnx").write_bytes(b"onnx")
     version = model_version_make(artifacts={"onnx": "models/oddnet-1.onnx"})
-    return World(track, clip_x, clip_y, version, "models/oddnet-1.onnx")
+    release = release_cut(None, {})  # a finished (empty) dataset release
+    return World(track, clip_x, clip_y, version, "models/oddnet-1.onnx", release)
 
 
 def asker_make(role: str, world: World) -> Asker:
@@ -164,6 +167,9 @@ def curators(outcome: int | str = 200) -> dict[str, int | str]:
 
 # Route (as the resolver spells it) -> (request, expected outcome by role). An outcome is a
 # status code or one of the redirects: LOGIN, CONSENT, ADMIN_LOGIN or a path.
+READERS = ("researcher", "admin")  # who may take dataset releases
+RELEASE_API = signed_in(READERS, 200) | {"anonymous": 401, "listener": 403}
+
 TABLE: dict[str, tuple[Request, dict[str, int | str]]] = {
     # Listener pages
     "": (get("/"), everyone(200)),
@@ -258,8 +264,84 @@ TABLE: dict[str, tuple[Request, dict[str, int | str]]] = {
     "api/schema/": (get("/api/schema/"), everyone(200)),
     "api/docs/": (get("/api/docs/"), everyone(200)),
     # -- releases and /datasets/ --
+    # Releases are for researchers and admins; the API answers 401 without credentials and
+    # 403 with any other (a listener cookie included).
+    "datasets/": (get("/datasets/"), signed_in(READERS, 200)),
+    "datasets/<int:number>/": (
+        get(lambda a: f"/datasets/{a.world.release.number}/"),
+        signed_in(READERS, 200),
+    ),
+    "datasets/<int:number>/files/<path:name>": (
+        get(lambda a: f"/datasets/{a.world.release.number}/files/README.md"),
+        signed_in(READERS, 200),
+    ),
+    "curate/releases/": (get("/curate/releases/"), curators()),
+    "api/v1/releases/": (get("/api/v1/releases/"), RELEASE_API),
+    "api/v1/releases/<int:number>/": (
+        get(lambda a: f"/api/v1/releases/{a.world.release.number}/"),
+        RELEASE_API,
+    ),
+    "api/v1/releases/<int:number>/files/<path:name>": (
+        get(lambda a: f"/api/v1/releases/{a.world.release.number}/files/votes.csv"),
+        RELEASE_API,
+    ),
+    "api/v1/releases/<int:number>/judgments/": (
+        get(lambda a: f"/api/v1/releases/{a.world.release.number}/judgments/?page_size=5"),
+        RELEASE_API,
+    ),
     # -- researchers, tokens and the research API --
+    "research/": (get("/research/"), {**everyone(200), "anonymous": LOGIN, "listener": LOGIN}),
+    "research/apply/": (get("/research/apply/"), everyone(200)),
+    "research/tokens/": (
+        post_form("/research/tokens/", {"name": "laptop"}),
+        {**everyone(400), "anonymous": LOGIN, "listener": LOGIN, "researcher": 200, "admin": 200},
+    ),
+    "research/tokens/<int:token_id>/revoke/": (  # no such token: back to the page, a message
+        post_form("/research/tokens/999999/revoke/"),
+        {**everyone("/research/"), "anonymous": LOGIN, "listener": LOGIN},
+    ),
+    "curate/researchers/": (get("/curate/researchers/"), curators()),
+    "curate/researchers/<int:profile_id>/decide/": (
+        post_form("/curate/researchers/999999/decide/", {"decision": "approve"}),
+        curators("/curate/researchers/"),
+    ),
+    # The research API: researchers and admins, by session here (tokens: tests/annotation/
+    # test_research_api.py); a listener cookie is no credential there.
+    "api/v1/tracks/": (
+        get("/api/v1/tracks/"),
+        {**everyone(403), "anonymous": 401, "listener": 401, "researcher": 200, "admin": 200},
+    ),
+    "api/v1/tracks/<int:track_id>/": (
+        get(lambda a: f"/api/v1/tracks/{a.world.track.id}/"),
+        {**everyone(403), "anonymous": 401, "listener": 401, "researcher": 200, "admin": 200},
+    ),
+    "api/v1/snippets/<int:snippet_id>/": (
+        get(lambda a: f"/api/v1/snippets/{a.world.track.snippets.first().id}/"),
+        {**everyone(403), "anonymous": 401, "listener": 401, "researcher": 200, "admin": 200},
+    ),
+    "api/v1/snippets/<int:snippet_id>/embeddings/": (  # no `space`: 400 with a reason
+        get(lambda a: f"/api/v1/snippets/{a.world.track.snippets.first().id}/embeddings/"),
+        {**everyone(403), "anonymous": 401, "listener": 401, "researcher": 400, "admin": 400},
+    ),
+    "api/v1/models/": (
+        get("/api/v1/models/"),
+        {**everyone(403), "anonymous": 401, "listener": 401, "researcher": 200, "admin": 200},
+    ),
+    "api/v1/models/<str:space>/": (
+        get(lambda a: f"/api/v1/models/{a.world.version.space}/"),
+        {**everyone(403), "anonymous": 401, "listener": 401, "researcher": 200, "admin": 200},
+    ),
+    "api/v1/models/<str:space>/files/<str:kind>/": (
+        get(lambda a: f"/api/v1/models/{a.world.version.space}/files/onnx/"),
+        {**everyone(403), "anonymous": 401, "listener": 401, "researcher": 200, "admin": 200},
+    ),
     # -- similar tracks --
+    # Open to everyone (throttled). The world's snippets have no vectors, so the API says 409.
+    "similar/": (get("/similar/"), everyone(200)),
+    "api/v1/similar/": (
+        get(lambda a: f"/api/v1/similar/?snippet={a.world.track.snippets.first().id}"),
+        everyone(409),
+    ),
     "healthz": (get("/healthz"), everyone(200)),
     "admin/": (get("/admin/"), {**everyone(ADMIN_LOGIN), "admin": 200}),
     "i18n/setlang/": (post_form("/i18n/setlang/", {"language": "en", "next": "/"}), everyone("/")),

@@ -114,7 +114,9 @@ def vote_rows(
 
     `equal_weights` is the baseline without quality control: every answer automatic
     quality control would set aside (flagged listeners, flagged judgments) counts again,
-    each with weight 1; curators' decisions (exclusions, rejections) still hold."""
+    and every vote weighs exactly 1 (agreement with the other votes is a consensus
+    weighting, so it belongs to quality control, not to the baseline); curators' decisions
+    (exclusions, rejections) still hold."""
     rows, weights = [], []
     for kind in ("random", "gold"):
         votes_of = equal_weight_votes if equal_weights else triplet_votes
@@ -126,7 +128,7 @@ def vote_rows(
                     (position[i], position[j], position[ids[odd]]),
                     (position[j], position[i], position[ids[odd]]),
                 ]
-                weights += [weight * agreement] * 2
+                weights += [weight if equal_weights else weight * agreement] * 2
     if not rows:
         raise ValueError("no accepted judgments on training tracks yet; collect some first")
     return rows, weights
@@ -178,7 +180,10 @@ def triplet_data_build(
         rows, weights = teacher_rows(teacher, position, TEACHER_TRIPLETS, seed)
     else:
         rows, weights = vote_rows(position, equal_weights)
-    val = list(triplet_votes(Split.VAL, "random").values())
+    # The baseline picks its best step on validation votes it could know without quality
+    # control too, or it would borrow quality control's judgment of who is honest.
+    val_votes = equal_weight_votes if equal_weights else triplet_votes
+    val = list(val_votes(Split.VAL, "random").values())
     data = TripletData(
         features=np.stack([log_mels[s] for s in snippet_ids]),
         triplets=np.array(rows, dtype=np.int64),

@@ -211,8 +211,12 @@ def models_page(request: HttpRequest) -> HttpResponse:
 @models_access_required
 def model_file(request: HttpRequest, space: str, kind: str) -> FileResponse:
     name, _, number = space.rpartition("@")
-    version = get_object_or_404(ModelVersion, name=name, version=int(number or 0))
+    if not number.isdecimal() or len(number) > 9:
+        raise Http404(f"{space} is not a model version (name@number)")
+    version = get_object_or_404(ModelVersion, name=name, version=int(number))
     if kind not in version.artifacts:
         raise Http404(f"{space} has no {kind} file; kinds: {', '.join(version.artifacts)}")
     path = Path(settings.MEDIA_ROOT) / version.artifacts[kind]
+    if not path.is_file():
+        raise Http404(f"the {kind} file of {space} is missing on this server")
     return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
