@@ -10,7 +10,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 AXE_VERSION := 4.14.1
 AXE_DIR := .cache/npm/node_modules/axe-core
 
-.PHONY: setup system axe messages demo test bench lint format clean
+.PHONY: setup system axe messages demo test bench faults lint format clean
 
 # Translations: each catalogue is compiled from its .po file; the .mo files are not committed.
 MO := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
@@ -60,6 +60,10 @@ test: setup axe
 
 bench: setup
 	bash bench/run.sh
+
+# Fault scenarios (bench/faults.py) on a private PostgreSQL (port 55432) and Redis (56379).
+faults: setup
+	$(PY) bench/faults.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -13,9 +13,18 @@ COOKIE = "oddball_listener"
 COOKIE_AGE_S = 365 * 24 * 3600
 
 
+def listener_by_token(token: str) -> Listener | None:
+    """The listener with this token, in one indexed lookup (no ORDER BY, unlike `first()`):
+    it runs on every listening request."""
+    try:
+        return Listener.objects.get(token=token)
+    except Listener.DoesNotExist:
+        return None
+
+
 def listener_from_cookie(request: HttpRequest) -> Listener | None:
     token = request.COOKIES.get(COOKIE)
-    return Listener.objects.filter(token=token).first() if token else None
+    return listener_by_token(token) if token else None
 
 
 def listener_cookie_set(response: object, request: HttpRequest, listener: Listener) -> None:
@@ -38,7 +47,7 @@ class ListenerTokenAuthentication(BaseAuthentication):
         header = request.headers.get("Authorization", "")
         if not header.startswith(self.keyword + " "):
             return None
-        listener = Listener.objects.filter(token=header.split(" ", 1)[1].strip()).first()
+        listener = listener_by_token(header.split(" ", 1)[1].strip())
         if listener is None:
             raise AuthenticationFailed("Unknown listener token.")
         return AnonymousUser(), listener

@@ -179,6 +179,13 @@ class UploadForm(forms.Form):
     source = forms.CharField(max_length=500, required=False, help_text="Where it comes from.")
     genre = forms.CharField(max_length=200, required=False)
 
+    def clean_audio(self) -> object:
+        upload = self.cleaned_data["audio"]
+        limit_mb = settings.ODDBALL_MAX_UPLOAD_MB
+        if upload.size > limit_mb * 2**20:
+            raise forms.ValidationError(f"The file is larger than {limit_mb} MB.")
+        return upload
+
 
 @curator_required
 @require_http_methods(["GET", "POST"])

@@ -110,12 +110,14 @@ def _too_fast_streak(listener: Listener, kind: str, since: datetime | None) -> l
     """Ids of the listener's last ODDBALL_SLOW_STREAK answers of this kind given after
     `since`, when every one of them came too fast; else []."""
     streak = settings.ODDBALL_SLOW_STREAK
+    if streak < 1:  # the slow-down is off: no query
+        return []
     model = Judgment if kind == TRIPLETS else TransitionRating
     answers = model.objects.filter(listener=listener).order_by("-created_at", "-id")
     if since is not None:
         answers = answers.filter(created_at__gt=since)
-    recent = list(answers.values_list("id", "response_ms", "listen_ms")[: max(streak, 1)])
-    if streak < 1 or len(recent) < streak:
+    recent = list(answers.values_list("id", "response_ms", "listen_ms")[:streak])
+    if len(recent) < streak:
         return []
     if not all(_too_fast(response_ms, listen_ms) for _, response_ms, listen_ms in recent):
         return []

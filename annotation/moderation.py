@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Model, Q
@@ -363,18 +364,20 @@ def track_upload(
 ) -> ImportOutcome:
     """Import an uploaded audio file through `track_import`, as pending when `pending`.
 
-    The upload is written under its own (sanitised) name to a private temporary folder, so
-    the importer sees its suffix and the track keeps its file name. A bad file creates
-    nothing and the outcome says why; an imported one gets a "track_upload" audit entry.
+    The client's file name is never a path: the upload is written to a private temporary
+    folder as "upload" plus its (sanitised) suffix, so the importer sees the suffix, and the
+    track keeps the sanitised name. A bad file creates nothing and the outcome says why; an
+    imported one gets a "track_upload" audit entry.
     """
-    name = get_valid_filename(Path(upload.name or "upload").name) or "upload"
+    name = upload_name(upload.name or "")
+    suffix = Path(name).suffix.lower()[:UPLOAD_SUFFIX_MAX]
     status = Track.Status.PENDING if pending else Track.Status.APPROVED
     with tempfile.TemporaryDirectory(prefix="oddball-upload-") as folder:
-        path = Path(folder) / name
+        path = Path(folder) / f"upload{suffix}"
         with path.open("wb") as f:
             for chunk in upload.chunks():
                 f.write(chunk)
-        outcome = track_import(path, meta, status=status)
+        outcome = track_import(path, meta, status=status, file_name=name)
     if outcome.status == "imported":
         AuditEntry.objects.create(
             actor=actor,
@@ -390,6 +393,26 @@ def track_upload(
         )
     outcome.path = name  # the server's temporary path means nothing to the curator
     return outcome
+
+
+UPLOAD_NAME_MAX = 200  # characters of a client's file name kept
+UPLOAD_SUFFIX_MAX = 10  # characters, with the dot: ".opus" and room for a wrong one
+
+
+def upload_name(raw: str) -> str:
+    """A client's file name reduced to a harmless display name: its last part only, letters,
+    digits, "-", "_" and ".", at most UPLOAD_NAME_MAX characters (the suffix kept)."""
+    last = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        name = get_valid_filename(last)
+    except SuspiciousFileOperation:  # "", "." or ".."
+        name = ""
+    name = name.lstrip(".") or "upload"
+    if len(name) > UPLOAD_NAME_MAX:
+        stem, dot, suffix = name.rpartition(".")
+        suffix = (dot + suffix)[:UPLOAD_SUFFIX_MAX] if stem else ""
+        name = name[: UPLOAD_NAME_MAX - len(suffix)] + suffix
+    return name
 
 
 # Reports -----------------------------------------------------------------------------------

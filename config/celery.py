@@ -12,3 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("oddball")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The worker heartbeat that /readyz reads (config/heartbeat.py): connected here, where every
+# worker process loads the app, and harmless elsewhere (it acts only on `worker_ready`).
+import config.heartbeat  # noqa: E402, F401

@@ -93,6 +93,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'oddball.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # A persistent connection broken by a database restart is replaced before use,
+        # instead of failing the first request after the restart.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -256,11 +259,99 @@ ODDBALL_SIMILAR_MAX_UPLOAD_MB = env_int("ODDBALL_SIMILAR_MAX_UPLOAD_MB", 20)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["similar"] = (
     env_str("ODDBALL_RATE_SIMILAR", "30/min") or None
 )
+# -- production security and health (issue 8) --
+# A database outage (e.g. PostgreSQL restarting) answers 503 with Retry-After, not a 500.
+MIDDLEWARE.append("config.db_errors.DatabaseUnavailableMiddleware")
+# Behind TLS (nginx in front), ODDBALL_HTTPS=1 turns on secure cookies, the HTTPS redirect
+# and trust in the proxy's X-Forwarded-Proto. Off by default: `make demo` and the test
+# client speak plain http on 127.0.0.1, where secure cookies would never come back.
+ODDBALL_HTTPS = env_bool("ODDBALL_HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("ODDBALL_SECURE_COOKIES", ODDBALL_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("ODDBALL_SSL_REDIRECT", ODDBALL_HTTPS)
+# Load balancers probe over plain http from inside the network: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+if env_bool("ODDBALL_BEHIND_PROXY", ODDBALL_HTTPS):
+    # nginx sets this header itself (deploy/nginx/oddball.conf), so a client cannot forge it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS is Django's to send (nginx does not), once the site is known to stay on HTTPS.
+SECURE_HSTS_SECONDS = env_int("ODDBALL_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ODDBALL_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("ODDBALL_HSTS_PRELOAD", False)
+# Django's defaults, written down because check --deploy and tests/test_deploy.py rely on them.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# /readyz (config/health.py): a worker counts as alive when it wrote a heartbeat for each of
+# these queues (config/heartbeat.py, every ODDBALL_HEARTBEAT_EVERY_S) within the max age.
+ODDBALL_HEARTBEAT_QUEUES = env_list("ODDBALL_HEARTBEAT_QUEUES", ["ingest", "embed", "train"])
+ODDBALL_HEARTBEAT_EVERY_S = env_int("ODDBALL_HEARTBEAT_EVERY_S", 30)
+ODDBALL_HEARTBEAT_MAX_AGE_S = env_int("ODDBALL_HEARTBEAT_MAX_AGE_S", 120)
+# Media on S3-compatible storage (README "Deploy"): only when a bucket is named, so
+# django-storages[s3] is needed (and imported) only by deployments that configure it.
+ODDBALL_S3_BUCKET = env_str("ODDBALL_S3_BUCKET")
+if ODDBALL_S3_BUCKET:
+    STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": ODDBALL_S3_BUCKET,
+                "endpoint_url": env_str("ODDBALL_S3_ENDPOINT_URL") or None,
+                "region_name": env_str("ODDBALL_S3_REGION") or None,
+                "access_key": env_str("ODDBALL_S3_ACCESS_KEY_ID") or None,
+                "secret_key": env_str("ODDBALL_S3_SECRET_ACCESS_KEY") or None,
+                "custom_domain": env_str("ODDBALL_S3_CUSTOM_DOMAIN") or None,
+                # Signed URLs unless the bucket is public behind a custom domain.
+                "querystring_auth": not env_str("ODDBALL_S3_CUSTOM_DOMAIN"),
+                "file_overwrite": False,
+            },
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+# -- limits on uploads and requests (issue 8) --
+# Imported and uploaded audio (embeddings.services.track_import): files longer (s), faster
+# (Hz) or wider (channels) than these are refused from their header, before decoding; and
+# no file is decoded into more than ODDBALL_MAX_DECODE_MB of float samples at once.
+ODDBALL_MAX_TRACK_S = env_int("ODDBALL_MAX_TRACK_S", 30 * 60)
+ODDBALL_MAX_SAMPLE_RATE = env_int("ODDBALL_MAX_SAMPLE_RATE", 384_000)
+ODDBALL_MAX_CHANNELS = env_int("ODDBALL_MAX_CHANNELS", 8)
+ODDBALL_MAX_DECODE_MB = env_int("ODDBALL_MAX_DECODE_MB", 1024)
+# Request bodies Django reads into memory (forms, JSON); uploaded files go to disk above
+# FILE_UPLOAD_MAX_MEMORY_SIZE. The largest upload accepted is the larger of the curator
+# upload (ODDBALL_MAX_UPLOAD_MB) and /similar/'s (ODDBALL_SIMILAR_MAX_UPLOAD_MB); nginx's
+# client_max_body_size (deploy/nginx/oddball.conf) must be at least that.
+ODDBALL_MAX_UPLOAD_MB = env_int("ODDBALL_MAX_UPLOAD_MB", 200)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ODDBALL_MAX_BODY_KB", 2560) * 1024  # bytes, not files
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("ODDBALL_MAX_FIELDS", 1000)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bytes (Django's default); larger files spool to disk
+# Rate-limit counters live in Django's cache. The default (memory) is per process, so with
+# several gunicorn processes or hosts each counts alone; point this at a Redis database of
+# its own (never the broker's: cache.clear() empties the whole database) to share them.
+ODDBALL_CACHE_URL = env_str("ODDBALL_CACHE_URL")
+if ODDBALL_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": ODDBALL_CACHE_URL,
+        }
+    }
+# -- load benchmark (issue 8) --
+# /bench/bare/ (config/bench_views.py) for bench/load.py only; never on in a deployment.
+ODDBALL_BENCH_VIEWS = env_bool("ODDBALL_BENCH_VIEWS", False)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # One line per record on stdout: systemd's journal and docker logs collect it.
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "line",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -8,16 +8,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from annotation import release_urls, research_urls
 from annotation.urls import api_urlpatterns
 from annotation.urls import urlpatterns as annotation_urls
+from config import bench_views
+from config.health import healthz, readyz
 from embeddings.urls import api_urlpatterns as embeddings_api
 from embeddings.urls import urlpatterns as embeddings_urls
 from embeddings.views import media
 from training import research_urls as training_research_urls
 from training import similar_urls
 from training.urls import urlpatterns as training_urls
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -46,6 +44,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
@@ -53,3 +52,6 @@ urlpatterns = [
 if settings.ODDBALL_SERVE_MEDIA:
     # The embedded default serves media itself; deployments let nginx do it.
     urlpatterns.append(path("media/<path:path>", media, name="media"))
+
+if settings.ODDBALL_BENCH_VIEWS:
+    urlpatterns.append(path("bench/bare/", bench_views.bare, name="bench-bare"))

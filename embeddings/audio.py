@@ -65,7 +65,7 @@ def probe(path: Path | str) -> AudioInfo:
     if path.stat().st_size == 0:
         raise AudioError("empty file")
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError) as e:
         # libsndfile blames a missing file when the mp3 reader rejects what it found.
         reason = _reason(e) if "does not exist" not in str(e) else "format not recognised"
@@ -80,17 +80,51 @@ def probe(path: Path | str) -> AudioInfo:
     return AudioInfo(sr, int(info.channels), frames, frames / sr, info.format, info.subtype)
 
 
-def decode(path: Path | str) -> tuple[np.ndarray, int]:
-    """Decode a file to float32 (channels, frames) and its rate; AudioError if damaged."""
+def limits_check(
+    info: AudioInfo,
+    max_duration_s: float,
+    max_sample_rate: int,
+    max_channels: int,
+    max_decode_mb: float,
+) -> None:
+    """Raise AudioError for a file beyond these limits, judged from its header alone."""
+    if info.sample_rate > max_sample_rate:
+        raise AudioError(
+            f"sample rate {info.sample_rate} Hz is above the limit of {max_sample_rate} Hz"
+        )
+    if info.channels > max_channels:
+        raise AudioError(f"{info.channels} channels; at most {max_channels} are accepted")
+    if info.duration_s > max_duration_s:
+        raise AudioError(f"too long: {_clock(info.duration_s)}, at most {_clock(max_duration_s)}")
+    decoded_mb = info.frames * info.channels * 4 / 2**20  # as float32 samples
+    if decoded_mb > max_decode_mb:
+        raise AudioError(
+            f"too large to decode: {decoded_mb:.0f} MB of samples, at most {max_decode_mb} MB"
+        )
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+def decode(path: Path | str, max_frames: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file to float32 (channels, frames) and its rate; AudioError if damaged.
+
+    With `max_frames`, a stream that turns out longer than that is refused as soon as it
+    passes it, whatever its header claimed, so memory stays bounded."""
     info = probe(path)
     sr, done = info.sample_rate, 0
     blocks: list[np.ndarray] = []
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             while True:
                 block = f.read(DECODE_BLOCK, dtype="float32", always_2d=True)
                 if len(block) == 0:
                     break
+                if max_frames is not None and done + len(block) > max_frames:
+                    raise AudioError(f"too long: more than {max_frames / sr:.0f} s of audio")
                 if not np.isfinite(block).all():
                     bad = done + int(np.argmax(~np.isfinite(block).all(axis=1)))
                     raise AudioError(f"contains NaN or infinite samples (at {bad / sr:.2f} s)")
@@ -110,7 +144,7 @@ def decode_span(path: Path | str, start_s: float, stop_s: float) -> tuple[np.nda
     Returns (float32 (channels, frames), rate, the span's actual start in s). Seeking skips
     decoding the rest, so a rendering of a few seconds of a long track stays cheap."""
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             sr = f.samplerate
             first = max(0, round(start_s * sr))
             last = max(first, min(f.frames, round(stop_s * sr)))
@@ -216,6 +250,18 @@ def normalise_loudness(
         return x.copy(), 0.0
     gain_db = min(target_lufs - lufs, peak_dbfs - 20 * math.log10(peak))
     return (x * np.float32(10 ** (gain_db / 20))).astype(np.float32), float(gain_db)
+
+
+def sounding_s(mono: np.ndarray, sr: int, silence_dbfs: float = -45.0) -> float:
+    """Seconds between the first and the end of the last 100 ms frame louder than
+    `silence_dbfs` (the span plan_snippets cuts from); 0.0 for silence."""
+    hop = round(sr * FRAME_S)
+    n_frames = len(mono) // hop
+    frames = np.asarray(mono[: n_frames * hop], dtype=np.float64).reshape(n_frames, hop)
+    loud = np.flatnonzero(
+        10 * np.log10(np.maximum(np.mean(frames**2, axis=1), 1e-20)) >= silence_dbfs
+    )
+    return 0.0 if len(loud) == 0 else float((loud[-1] + 1 - loud[0]) * FRAME_S)
 
 
 def plan_snippets(

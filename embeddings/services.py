@@ -1,10 +1,12 @@
 """Writes for the embeddings app: importing tracks, cutting snippets and clips, embedding,
 indexing, rendering transitions."""
 
+import contextlib
 import csv
 import logging
 import secrets
 import shutil
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,7 +52,10 @@ class ImportOutcome:
 def manifest_find(path: Path) -> TrackMeta:
     """Metadata for `path` from the nearest MANIFEST.csv in its folder or an ancestor
     (the format of the shared corpus), plus attribution text from a sibling .txt file."""
-    path = path.resolve()
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the importer reports it
+        path = path.absolute()
     meta = TrackMeta(title=path.stem.removesuffix(".hq").replace("_", " "))
     for folder in list(path.parents)[:4]:
         manifest = folder / "MANIFEST.csv"
@@ -104,22 +109,30 @@ def track_import(
     snippet_s: float = audio.DEFAULT_SNIPPET_S,
     *,
     status: str | None = None,
+    file_name: str | None = None,
 ) -> ImportOutcome:
     """Validate, decode and cut one audio file into snippets.
 
     Idempotent: a file whose checksum is known creates nothing. Bad input never raises;
-    the outcome says why the file was skipped. The new track is `status`; by default
-    pending when ODDBALL_REQUIRE_APPROVAL is on (not served until a curator approves it),
-    else approved.
+    the outcome says why the file was skipped, and nothing of it is stored: its media files
+    are written before its rows, which commit in one transaction, and a failure in between
+    removes the files again. Files beyond the ODDBALL_MAX_* limits are refused from their
+    header. `file_name` is the name to keep (an upload's, not its temporary path's). The
+    new track is `status`; by default pending when ODDBALL_REQUIRE_APPROVAL is on (not
+    served until a curator approves it), else approved.
     """
     if status is None:
         require = settings.ODDBALL_REQUIRE_APPROVAL
         status = Track.Status.PENDING if require else Track.Status.APPROVED
     path = Path(path)
-    name = str(path)
+    display = _printable(file_name or path.name)[:FILE_NAME_MAX]
+    name = _printable(str(path)) if file_name is None else display
     if path.suffix.lower() not in audio.SUPPORTED_SUFFIXES:
         return ImportOutcome(name, "failed", f"unsupported file type {path.suffix or '(none)'}")
     try:
+        # Not only a missing file: a named pipe would block the checksum for ever.
+        if not stat.S_ISREG(path.stat().st_mode):
+            return ImportOutcome(name, "failed", "not a regular file")
         checksum = audio.sha256_file(path)
     except OSError as e:
         return ImportOutcome(name, "failed", f"cannot read file: {e.strerror or e}")
@@ -129,48 +142,43 @@ def track_import(
     meta = meta or manifest_find(path)
     try:
         info = audio.probe(path)
-        wave, sr = audio.decode(path)
+        audio.limits_check(
+            info,
+            max_duration_s=settings.ODDBALL_MAX_TRACK_S,
+            max_sample_rate=settings.ODDBALL_MAX_SAMPLE_RATE,
+            max_channels=settings.ODDBALL_MAX_CHANNELS,
+            max_decode_mb=settings.ODDBALL_MAX_DECODE_MB,
+        )
+        wave, sr = audio.decode(path, max_frames=settings.ODDBALL_MAX_TRACK_S * info.sample_rate)
+        mono16k = audio.resample(audio.to_mono(wave), sr, audio.ANALYSIS_RATE)
     except audio.AudioError as e:
         return ImportOutcome(name, "failed", str(e))
-    mono16k = audio.resample(audio.to_mono(wave), sr, audio.ANALYSIS_RATE)
     plans = audio.plan_snippets(mono16k, audio.ANALYSIS_RATE, length_s=snippet_s)
     if not plans:
+        sounding = audio.sounding_s(mono16k, audio.ANALYSIS_RATE)
         reason = (
-            f"too short: {info.duration_s:.1f} s of sound, a snippet needs "
+            "silent: no sound above -45 dBFS"
+            if sounding == 0
+            else f"too short: {sounding:.1f} s of sound, a snippet needs "
             f"{audio.MIN_SNIPPET_S:.0f} s"
         )
         return ImportOutcome(name, "failed", reason)
-
-    folder = Path("snippets") / checksum[:2] / checksum[:16]
-    (Path(settings.MEDIA_ROOT) / folder).mkdir(parents=True, exist_ok=True)
-    rows = []
-    for position, plan in enumerate(plans):
-        rows.append(_snippet_write(wave, sr, mono16k, plan, folder, position))
-    copies = _track_copies_write(path, mono16k, checksum)
+    written: list[Path] = []
     try:
-        with transaction.atomic():
-            track = Track.objects.create(
-                title=meta.title or path.stem,
-                file_name=path.name,
-                checksum=checksum,
-                duration_s=info.duration_s,
-                sample_rate=info.sample_rate,
-                channels=info.channels,
-                format=f"{info.format}/{info.subtype}".lower(),
-                license=meta.license,
-                attribution=meta.attribution,
-                source=meta.source,
-                genre=meta.genre,
-                split=split_choose(checksum),
-                status=status,
-                **copies,
-            )
-            snippets = Snippet.objects.bulk_create(Snippet(track=track, **row) for row in rows)
-            clips = clips_cut(track, len(mono16k) / audio.ANALYSIS_RATE)
+        title = _printable(meta.title or Path(display).stem)[:TITLE_MAX]
+        stored = _track_store(
+            wave, sr, mono16k, plans, path, info, checksum, written, title, display, meta, status
+        )
+        track, snippets, clips = stored
     except IntegrityError:
-        # Another worker imported the same file at the same moment; its rows stand.
+        # Another worker imported the same file at the same moment; its rows (and the files
+        # at the same checksum-named paths) stand.
         track = Track.objects.get(checksum=checksum)
         return ImportOutcome(name, "exists", track_id=track.id)
+    except BaseException:
+        if not Track.objects.filter(checksum=checksum).exists():
+            _files_remove(written)
+        raise
     return ImportOutcome(
         name,
         "imported",
@@ -180,15 +188,96 @@ def track_import(
     )
 
 
-def _track_copies_write(path: Path, mono16k: np.ndarray, checksum: str) -> dict:
+FILE_NAME_MAX = Track._meta.get_field("file_name").max_length
+TITLE_MAX = Track._meta.get_field("title").max_length
+# The stored original keeps the suffix of what the file really is, not of what it was called.
+ORIGINAL_SUFFIX = {"OGG": ".ogg", "MP3": ".mp3", "FLAC": ".flac", "WAV": ".wav"}
+
+
+def _printable(text: str) -> str:
+    """A name from the file system as text the database and a page can hold: bytes that
+    are not UTF-8 (kept by Python as lone surrogates) become U+FFFD, controls are dropped."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c for c in text if c.isprintable())
+
+
+def _track_store(
+    wave: np.ndarray,
+    sr: int,
+    mono16k: np.ndarray,
+    plans: list[audio.SnippetPlan],
+    path: Path,
+    info: audio.AudioInfo,
+    checksum: str,
+    written: list[Path],
+    title: str,
+    file_name: str,
+    meta: TrackMeta,
+    status: str,
+) -> tuple[Track, list[Snippet], list[Clip]]:
+    """Write the media files (appending each to `written` first), then the rows in one
+    transaction."""
+    folder = Path("snippets") / checksum[:2] / checksum[:16]
+    media = Path(settings.MEDIA_ROOT)
+    written.append(media / folder)
+    (media / folder).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for position, plan in enumerate(plans):
+        rows.append(_snippet_write(wave, sr, mono16k, plan, folder, position, written))
+    suffix = ORIGINAL_SUFFIX.get(info.format, path.suffix.lower())
+    if info.subtype == "OPUS":
+        suffix = ".opus"
+    copies = _track_copies_write(path, mono16k, checksum, suffix, written)
+    with transaction.atomic():
+        track = Track.objects.create(
+            title=title,
+            file_name=file_name,
+            checksum=checksum,
+            duration_s=info.duration_s,
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            format=f"{info.format}/{info.subtype}".lower(),
+            license=meta.license,
+            attribution=meta.attribution,
+            source=meta.source,
+            genre=meta.genre,
+            split=split_choose(checksum),
+            status=status,
+            **copies,
+        )
+        snippets = Snippet.objects.bulk_create(Snippet(track=track, **row) for row in rows)
+        clips = clips_cut(track, len(mono16k) / audio.ANALYSIS_RATE)
+    return track, snippets, clips
+
+
+def _files_remove(written: list[Path]) -> None:
+    """Remove the files of a failed import, then its folders if they are left empty."""
+    for path in written:
+        if not path.is_dir():
+            # Not there, or its folder could not be made: nothing to remove.
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                path.unlink()
+    media = Path(settings.MEDIA_ROOT).resolve()
+    for path in written:
+        folder = path if path.is_dir() else path.parent
+        while folder.resolve() != media and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+
+
+def _track_copies_write(
+    path: Path, mono16k: np.ndarray, checksum: str, suffix: str, written: list[Path]
+) -> dict:
     """Keep the imported file as it was (renderings are made from it at its own quality)
     and a whole-track 16 kHz analysis copy (clips are analysed from it)."""
     folder = Path("tracks") / checksum[:2] / checksum[:16]
     media = Path(settings.MEDIA_ROOT)
+    written.append(media / folder)
     (media / folder).mkdir(parents=True, exist_ok=True)
-    original = (folder / f"original{path.suffix.lower()}").as_posix()
+    original = (folder / f"original{suffix}").as_posix()
     analysis_name = (folder / "analysis.flac").as_posix()
     tmp = media / f"{original}.part"
+    written += [tmp, media / original, media / analysis_name]
     shutil.copyfile(path, tmp)
     tmp.replace(media / original)
     audio.encode_analysis(np.clip(mono16k, -1.0, 1.0), media / analysis_name)
@@ -227,6 +316,7 @@ def _snippet_write(
     plan: audio.SnippetPlan,
     folder: Path,
     position: int,
+    written: list[Path],
 ) -> dict:
     """Write one snippet's browser and analysis copies; return the Snippet fields."""
     start, stop = int(plan.start_s * sr), int((plan.start_s + plan.duration_s) * sr)
@@ -240,6 +330,7 @@ def _snippet_write(
     audio_name = (folder / f"{position:03d}.ogg").as_posix()
     analysis_name = (folder / f"{position:03d}.flac").as_posix()
     media = Path(settings.MEDIA_ROOT)
+    written += [media / audio_name, media / analysis_name]
     audio.encode_browser(normalised, sr, media / audio_name)
     audio.encode_analysis(np.clip(analysis16, -1.0, 1.0), media / analysis_name)
     return {

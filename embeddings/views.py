@@ -24,7 +24,15 @@ from embeddings.models import Rendering
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+# Media folders that are never public: releases and models have their own permission-checked
+# downloads, runs hold checkpoints, index the vector indexes (nginx refuses them likewise).
+PRIVATE_MEDIA = {"releases", "models", "runs", "index"}
+
+
 def media(request: HttpRequest, path: str) -> HttpResponse:
+    """Media files with HTTP Range support, for the embedded default (nginx in deployments)."""
+    if Path(path).parts[:1] and Path(path).parts[0] in PRIVATE_MEDIA:
+        raise Http404("not found")
     try:
         full = Path(safe_join(settings.MEDIA_ROOT, path))
     except SuspiciousFileOperation as e:  # a path that climbs out of the media root

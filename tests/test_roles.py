@@ -79,8 +79,10 @@ def world_make(media_root: Path) -> World:
     (media_root / "models").mkdir(parents=True)
     (media_root / "models" / "oddnet-1.onnx").write_bytes(b"onnx")
     version = model_version_make(artifacts={"onnx": "models/oddnet-1.onnx"})
+    (media_root / "snippets").mkdir()
+    (media_root / "snippets" / "x.ogg").write_bytes(b"OggS")  # public media, unlike models/
     release = release_cut(None, {})  # a finished (empty) dataset release
-    return World(track, clip_x, clip_y, version, "models/oddnet-1.onnx", release)
+    return World(track, clip_x, clip_y, version, "snippets/x.ogg", release)
 
 
 def asker_make(role: str, world: World) -> Asker:
@@ -342,7 +344,11 @@ TABLE: dict[str, tuple[Request, dict[str, int | str]]] = {
         get(lambda a: f"/api/v1/similar/?snippet={a.world.track.snippets.first().id}"),
         everyone(409),
     ),
+    # -- health and deployment (issue 8) --
     "healthz": (get("/healthz"), everyone(200)),
+    # The embedded default of the test settings (no REDIS_URL): database ok, the rest "not
+    # configured", so 200 for everyone alike.
+    "readyz": (get("/readyz"), everyone(200)),
     "admin/": (get("/admin/"), {**everyone(ADMIN_LOGIN), "admin": 200}),
     "i18n/setlang/": (post_form("/i18n/setlang/", {"language": "en", "next": "/"}), everyone("/")),
     "media/<path:path>": (get(lambda a: f"/media/{a.world.media_path}"), everyone(200)),

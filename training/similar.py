@@ -140,7 +140,8 @@ def audio_similar(path: Path, k: int) -> tuple[Space, list[SimilarTrack], int]:
             f"too much audio: {info.channels} channels at {info.sample_rate} Hz; "
             f"at most {MAX_UPLOAD_S:.0f} s of {audio.BROWSER_RATE} Hz stereo"
         )
-    wave, sr = audio.decode(path)
+    # A header can lie about the length: decoding stops past the longest clip compared.
+    wave, sr = audio.decode(path, max_frames=int(MAX_UPLOAD_S * info.sample_rate) + 1)
     if wave.shape[1] / sr < MIN_UPLOAD_S:
         raise audio.AudioError(
             f"too short: {wave.shape[1] / sr:.1f} s, at least {MIN_UPLOAD_S:.0f} s"

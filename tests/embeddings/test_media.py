@@ -33,3 +33,13 @@ def test_an_unsatisfiable_range_gets_416(client, snippet_file):
 def test_paths_outside_the_media_root_are_not_found(client, snippet_file):
     assert client.get("/media/../config/settings.py").status_code == 404
     assert client.get("/media/snippets/missing.ogg").status_code == 404
+
+
+@pytest.mark.parametrize("folder", ["releases/1", "models", "runs", "index"])
+def test_private_media_folders_are_never_served(client, settings, folder):
+    """Releases and models have permission-checked downloads; checkpoints and indexes none."""
+    where = settings.MEDIA_ROOT / folder
+    where.mkdir(parents=True)
+    (where / "votes.csv").write_text("secret")
+    assert client.get(f"/media/{folder}/votes.csv").status_code == 404
+    assert client.get(f"/media/./{folder}/votes.csv").status_code == 404

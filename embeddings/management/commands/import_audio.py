@@ -14,7 +14,11 @@ from embeddings.tasks import import_file
 
 
 def audio_files(paths: list[str]) -> list[Path]:
-    """Files named directly, plus every supported audio file under named folders."""
+    """Files named directly, plus every supported audio file under named folders.
+
+    A symlink named like audio is listed even when it leads nowhere (or to itself), so the
+    import reports it rather than skipping it in silence; folders are searched, not listed.
+    """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -22,9 +26,10 @@ def audio_files(paths: list[str]) -> list[Path]:
             found += sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in audio.SUPPORTED_SUFFIXES
+                if (p.is_file() or (p.is_symlink() and not p.is_dir()))
+                and p.suffix.lower() in audio.SUPPORTED_SUFFIXES
             )
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             found.append(path)
         else:
             raise CommandError(f"{raw}: no such file or folder")
@@ -70,7 +75,8 @@ class Command(BaseCommand):
             meta = manifest_find(path)
             for key, value in overrides.items():
                 setattr(meta, key, value)
-            jobs.append((str(path.resolve()), asdict(meta), snippet_s))
+            # absolute(), not resolve(): a symlink loop is reported by the import.
+            jobs.append((str(path.absolute()), asdict(meta), snippet_s))
         # None leaves it to ODDBALL_REQUIRE_APPROVAL where the import runs (maybe a worker).
         status = Track.Status.PENDING if options["require_approval"] else None
         outcomes = tasks_run(import_file, jobs, desc="import", status=status)
