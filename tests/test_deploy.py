@@ -38,7 +38,10 @@ def production_env(tmp_path: Path) -> dict[str, str]:
     """The example's production environment, with a long random SECRET_KEY, the local
     PostgreSQL and the test Redis instead of the example's hosts, and writable folders."""
     db = settings.DATABASES["default"]
-    env = {k: v for k, v in os.environ.items() if k not in env_example()}
+    # The browser tests' conftest sets DJANGO_ALLOW_ASYNC_UNSAFE for Playwright in this
+    # process; a deployment never has it (check --deploy says so), so it is not passed on.
+    harness = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in env_example() and k not in harness}
     env.update(env_example())
     env.update(
         SECRET_KEY=secrets.token_urlsafe(50),
