@@ -74,19 +74,20 @@ def clip_index_path(space: str) -> Path:
     return Path(settings.MEDIA_ROOT) / "index" / f"clips-{space.replace('@', '-')}.faiss"
 
 
-_clip_indexes: dict[Path, tuple[tuple[int, int], index.VectorIndex]] = {}  # per process
+_indexes: dict[Path, tuple[tuple[int, int], index.VectorIndex]] = {}  # per process
 
 
-def _clip_index_loaded(path: Path) -> index.VectorIndex:
-    """The clip index at `path`, read again only when the file changed (an index is
-    swapped in by renaming, so a new index is a new inode). Making tasks
-    asks for next clips hundreds of times in a row; each read would load the file anew."""
+def index_loaded(path: Path) -> index.VectorIndex:
+    """The vector index at `path`, read again only when the file changed (an index is
+    swapped in by renaming, so a new index is a new inode). Making tasks asks for next
+    clips hundreds of times in a row, and every similar-track query needs its space's
+    index; each read would load the file anew."""
     stat = path.stat()
     stamp = (stat.st_ino, stat.st_mtime_ns)
-    cached = _clip_indexes.get(path)
+    cached = _indexes.get(path)
     if cached is None or cached[0] != stamp:
         cached = (stamp, index.VectorIndex.load(path))
-        _clip_indexes[path] = cached
+        _indexes[path] = cached
     return cached[1]
 
 
@@ -105,7 +106,7 @@ def clips_next(clip_id: int, space: str, k: int = 10, other_tracks: bool = True)
     path = clip_index_path(space)
     if ending is None or not path.is_file():
         return []
-    found = _clip_index_loaded(path)
+    found = index_loaded(path)
     track_id = Clip.objects.filter(id=clip_id).values_list("track_id", flat=True).first()
     same = set(Clip.objects.filter(track_id=track_id).values_list("id", flat=True))
     extra = len(same) if other_tracks else 1

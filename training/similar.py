@@ -26,7 +26,7 @@ from django.db.models import Count
 from embeddings import audio, index
 from embeddings.extractors import mel_stats
 from embeddings.models import Embedding, Snippet, Track
-from embeddings.selectors import embedding_matrix
+from embeddings.selectors import embedding_matrix, index_loaded
 from embeddings.services import MEL_STATS_SPACE, index_build, index_path
 from training import nets
 from training.models import ModelVersion
@@ -87,31 +87,18 @@ def similar_space(for_upload: bool = False) -> Space:
     return Space(MEL_STATS_SPACE, None, note)
 
 
-_indexes: dict[Path, tuple[tuple[int, int], index.VectorIndex]] = {}  # per process
-
-
 def space_index(space: str) -> index.VectorIndex:
     """The space's FAISS snippet index, built when missing or stale (it holds fewer or more
     vectors than are stored; vectors are only ever added, so a count tells). Read from
     disk again only when the file changes."""
     path = index_path(space)
     stored = Embedding.objects.filter(space=space).count()
-    found = _index_read(path) if path.is_file() else None
+    found = index_loaded(path) if path.is_file() else None
     if found is None or len(found) != stored:
         log.info("similar: index of %s missing or stale (%d vectors stored)", space, stored)
         index_build(space)
-        found = _index_read(path)
+        found = index_loaded(path)
     return found
-
-
-def _index_read(path: Path) -> index.VectorIndex:
-    stat = path.stat()
-    stamp = (stat.st_ino, stat.st_mtime_ns)
-    cached = _indexes.get(path)
-    if cached is None or cached[0] != stamp:
-        cached = (stamp, index.VectorIndex.load(path))
-        _indexes[path] = cached
-    return cached[1]
 
 
 def snippet_similar(snippet: Snippet, k: int) -> tuple[Space, list[SimilarTrack]]:
