@@ -1,12 +1,15 @@
 """Reads for the annotation app."""
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db import connection, connections
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Count, Model, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
@@ -218,6 +221,76 @@ def judgment_export_rows(chunk: int = 2000) -> Iterator[tuple]:
         )
 
 
+# Hand-written SQL for the hot listening paths ------------------------------------------------
+# The serve and answer endpoints run hundreds of times a second (bench/load.py); building
+# their queries through the ORM cost more CPU than running them. These helpers turn a row
+# of plain SQL into a model instance exactly as the ORM would (same converters, so SQLite's
+# text dates and JSON come back typed), without compiling a query each time.
+
+
+def hot_cursor() -> CursorWrapper:
+    """A cursor for the hot listening statements (serve, answer, listener lookup).
+
+    On PostgreSQL it binds parameters on the server, so each statement is planned once per
+    connection and then runs prepared: planning the serve and answer statements cost
+    PostgreSQL more CPU than running them (about 1.6 against 0.7 ms, bench/load.py). Django
+    leaves preparing off (for transaction-mode connection poolers, which this deployment
+    does not use); the threshold set here matters to this cursor only, as Django's own
+    cursors bind on the client and never prepare. Queries are logged and errors wrapped
+    as on any Django cursor. Elsewhere, Django's usual cursor.
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = 0  # prepare on first use
+    return connection._prepare_cursor(ServerBindingCursor(raw))
+
+
+def _fields(model: type[Model], only: tuple[str, ...]) -> list:
+    return [f for f in model._meta.concrete_fields if not only or f.attname in only]
+
+
+def sql_columns(model: type[Model], alias: str, only: tuple[str, ...] = ()) -> str:
+    """The model's concrete columns (or those in `only`) in field order, for a SELECT list."""
+    return ", ".join(f'{alias}."{f.column}"' for f in _fields(model, only))
+
+
+@cache
+def _converters(model: type[Model], only: tuple[str, ...], vendor: str) -> list[tuple]:
+    """(index, column, converters) of the fields that have converters on this backend (on
+    PostgreSQL only the JSON ones; on SQLite dates too). Cached per vendor: they depend on
+    the backend, not on the connection."""
+    out = []
+    for i, f in enumerate(_fields(model, only)):
+        col = f.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+        if converters:
+            out.append((i, col, converters))
+    return out
+
+
+@cache
+def _attnames(model: type[Model], only: tuple[str, ...]) -> list[str]:
+    return [f.attname for f in _fields(model, only)]
+
+
+def model_from_row(
+    model: type[Model], row: Sequence[object], only: tuple[str, ...] = (), using: str = "default"
+) -> Model:
+    """A model instance from a row of `sql_columns(model, alias, only)`, as the ORM builds
+    it: fields left out of `only` are deferred (loaded on first use), as with `.only()`."""
+    conn = connections[using]
+    values = list(row)
+    for i, col, converters in _converters(model, only, conn.vendor):
+        for convert in converters:
+            values[i] = convert(values[i], col, conn)
+    return model.from_db(using, _attnames(model, only), values)
+
+
 def _votes(judgments: object) -> object:
     return judgments.filter(practice=False, status=Judgment.Status.ACCEPTED)
 
@@ -259,25 +332,72 @@ def _others_votes(triplet_ids: list[int], family: list[int]) -> dict[int, Counte
     return out
 
 
-def judgment_feedback(judgment: Judgment) -> dict:
-    """What the page may tell a listener right after they answered.
+# What the answer's response tells the listener, in one statement that runs on every
+# database (serving_sql.judgment_insert embeds it in the statement that stores the
+# answer): answers given across the person's devices, others' votes on the triplet by slot
+# (accepted, not practice, not this person's), and the triplet's gold answer.
+OUTCOME_SQL = """SELECT
+    (SELECT count(*) FROM annotation_judgment m
+     WHERE m.listener_id {mine} AND m.practice = %(o_false)s) AS answered,
+    count(CASE WHEN o.odd_slot = 0 THEN 1 END) AS n_a,
+    count(CASE WHEN o.odd_slot = 1 THEN 1 END) AS n_b,
+    count(CASE WHEN o.odd_slot = 2 THEN 1 END) AS n_c,
+    count(CASE WHEN o.odd_slot IS NULL THEN 1 END) AS n_none,
+    (SELECT t.gold_odd FROM annotation_triplet t WHERE t.id = {triplet}) AS gold_odd
+FROM annotation_judgment o
+WHERE o.triplet_id = {triplet} AND o.practice = %(o_false)s AND o.status = %(o_accepted)s
+AND o.listener_id {theirs}"""
+FAMILY_SQL = "(SELECT f.id FROM annotation_listener f WHERE f.user_id = %(o_user)s)"
 
-    Others' answers on the triplet, by the positions this listener saw, once at least
-    ODDBALL_FINISHED_VOTES others have answered (before that a count would mislead); and,
-    in the practice round only, which snippet was the odd one.
-    """
-    order = judgment.assignment.order
+
+def outcome_sql(family: bool, triplet: str = "%(o_triplet)s") -> str:
+    """OUTCOME_SQL for a listener alone, or (`family`) for every listener of their user;
+    `triplet` is the SQL naming the triplet's id."""
+    if family:
+        mine, theirs = f"IN {FAMILY_SQL}", f"NOT IN {FAMILY_SQL}"
+    else:
+        mine, theirs = "= %(o_listener)s", "<> %(o_listener)s"
+    return OUTCOME_SQL.format(mine=mine, theirs=theirs, triplet=triplet)
+
+
+def outcome_params(listener: Listener, triplet_id: int | None) -> dict:
+    return {
+        "o_listener": listener.id,
+        "o_user": listener.user_id,
+        "o_triplet": triplet_id,
+        "o_false": False,
+        "o_accepted": Judgment.Status.ACCEPTED.value,
+    }
+
+
+def outcome_from_row(row: Sequence, order: str, practice: bool) -> dict:
+    """`judgment_outcome` from a row of OUTCOME_SQL.
+
+    Others' answers are shown by the positions this listener saw, once at least
+    ODDBALL_FINISHED_VOTES others have answered (before that a count would mislead); the
+    odd one only in the practice round."""
+    answered, *by_slot, n_none, gold_odd = row
     position_of = {SLOTS.index(order[i]): POSITIONS[i] for i in range(3)}
-    votes = _others_votes([judgment.triplet_id], listener_family(judgment.listener))
-    counts = votes.get(judgment.triplet_id, Counter())
     others = None
-    if sum(counts.values()) >= settings.ODDBALL_FINISHED_VOTES:
-        others = {position_of[slot]: counts.get(slot, 0) for slot in range(3)}
-        others["none"] = counts.get(None, 0)
+    if sum(by_slot) + n_none >= settings.ODDBALL_FINISHED_VOTES:
+        others = {position_of[slot]: by_slot[slot] for slot in range(3)}
+        others["none"] = n_none
     practice_answer = None
-    if judgment.practice and judgment.triplet.gold_odd is not None:  # a query, practice only
-        practice_answer = position_of[judgment.triplet.gold_odd]
-    return {"others": others, "practice_answer": practice_answer}
+    if practice and gold_odd is not None:
+        practice_answer = position_of[gold_odd]
+    return {"answered": answered, "others": others, "practice_answer": practice_answer}
+
+
+def judgment_outcome(listener: Listener, judgment: Judgment, order: str) -> dict:
+    """What the page may tell a listener right after they answered, in one query: the
+    answers they have given (practice round aside, across their devices), others' answers
+    on the triplet (see `outcome_from_row`) and, in the practice round, the odd one.
+    `order` is the judgment's assignment's."""
+    sql = outcome_sql(listener.user_id is not None)
+    with hot_cursor() as cursor:
+        cursor.execute(sql, outcome_params(listener, judgment.triplet_id))
+        row = cursor.fetchone()
+    return outcome_from_row(row, order, judgment.practice)
 
 
 @dataclass

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from annotation import selectors, serving_sql
 from annotation.models import (
     SLOTS,
     Assignment,
@@ -26,23 +27,10 @@ from annotation.models import (
     TransitionRating,
     Triplet,
 )
+from annotation.serving_sql import SNIPPET_FIELDS, SNIPPET_UNSHOWN
 from embeddings.models import Snippet, Split, Track
 
 POSITIONS = "ABC"  # what listeners see
-# Serving an assignment shows its three snippets: fetch them in the same query.
-SNIPPET_FIELDS = ("snippet_a", "snippet_b", "snippet_c")
-# Of each snippet only what the payload shows (id, audio, duration_s) is read when serving:
-# fewer columns to build the query from and to load, on the busiest endpoint.
-SNIPPET_UNSHOWN = (
-    "track",
-    "position",
-    "start_s",
-    "analysis",
-    "loudness_lufs",
-    "gain_db",
-    "hidden",
-    "created_at",
-)
 
 
 class AnnotationError(Exception):
@@ -142,6 +130,17 @@ def listener_create(consent: bool, user: object | None = None) -> Listener:
     )
 
 
+DB_ID_MAX = 2**63 - 1  # bigint: a larger number names no row
+HOT_SQL = True  # tests turn it off to run the portable path on PostgreSQL too
+
+
+def _hot_sql() -> bool:
+    """Whether the hot paths run as single hand-written statements (PostgreSQL only: they
+    need data-modifying CTEs and SKIP LOCKED). Other databases, SQLite above all, take the
+    ORM path, which behaves the same; tests run both (tests/annotation/test_hot_paths.py)."""
+    return HOT_SQL and connection.vendor == "postgresql"
+
+
 def assignment_next(
     listener: Listener, practice: bool = False, exclude: Iterable[int] = ()
 ) -> Assignment | None:
@@ -153,34 +152,45 @@ def assignment_next(
     triplets for the practice round instead; their answers never count as votes. Now and
     then the new one is a repeat of a triplet already answered (see `_repeat_make`).
 
-    Runs in its own transaction. On PostgreSQL the chosen triplet row is locked with
-    SKIP LOCKED, so concurrent listeners are handed different triplets instead of queueing
-    on one row; the `served` counter then spreads the next requests.
+    On PostgreSQL the chosen triplet row is locked with SKIP LOCKED, so concurrent
+    listeners are handed different triplets instead of queueing on one row; the `served`
+    counter then spreads the next requests. Looking for an open assignment, picking,
+    counting and creating the new one are one statement there (`serving_sql.assignment_make`),
+    atomic on its own; elsewhere one transaction (`_assignment_make_orm`).
     """
     now = timezone.now()
-    open_ones = Assignment.objects.filter(
-        listener=listener,
-        practice=practice,
-        answered_at__isnull=True,
-        skipped_at__isnull=True,
-        expires_at__gt=now,
-        triplet__active=True,  # a curator may have hidden one of its snippets meanwhile
-    )
-    if exclude := list(exclude):
-        open_ones = open_ones.exclude(id__in=exclude)
-    # Most requests find none (bench/load.py), so ask with a light query first and build
-    # the three-snippet join only for a hit.
-    open_id = open_ones.order_by("created_at").values_list("id", flat=True).first()
-    if open_id is not None:
-        return (
-            Assignment.objects.select_related(*(f"triplet__{f}" for f in SNIPPET_FIELDS))
-            .defer(*(f"triplet__{f}__{u}" for f in SNIPPET_FIELDS for u in SNIPPET_UNSHOWN))
-            .get(id=open_id)
+    exclude = [i for i in exclude if i <= DB_ID_MAX]
+    repeat_due = not practice and random.random() < settings.ODDBALL_QUALITY_REPEAT_SHARE
+    order = "".join(random.sample(SLOTS, 3))
+    expires_at = now + timedelta(seconds=settings.ODDBALL_ASSIGNMENT_TTL_S)
+    if _hot_sql() and not repeat_due:
+        open_id, made = serving_sql.assignment_make(
+            listener, practice, exclude, order, now, expires_at
         )
-    if not practice:
-        repeat = _repeat_make(listener, now)
-        if repeat is not None:
-            return repeat
+        return made if open_id is None else _assignment_get(open_id)
+    open_id = serving_sql.open_assignment_id(listener, practice, exclude, now)
+    if open_id is not None:
+        return _assignment_get(open_id)
+    if repeat_due and (repeat := _repeat_make(listener, now)) is not None:
+        return repeat
+    if _hot_sql():
+        return serving_sql.assignment_make(listener, practice, exclude, order, now, expires_at)[1]
+    return _assignment_make_orm(listener, practice, order, expires_at)
+
+
+def _assignment_get(assignment_id: int) -> Assignment:
+    """An assignment with what its payload shows of its triplet's snippets."""
+    return (
+        Assignment.objects.select_related(*(f"triplet__{f}" for f in SNIPPET_FIELDS))
+        .defer(*(f"triplet__{f}__{u}" for f in SNIPPET_FIELDS for u in SNIPPET_UNSHOWN))
+        .get(id=assignment_id)
+    )
+
+
+def _assignment_make_orm(
+    listener: Listener, practice: bool, order: str, expires_at: datetime
+) -> Assignment | None:
+    """A new assignment in one transaction; the triplet row stays locked until it commits."""
     with transaction.atomic():
         candidates = Triplet.objects.filter(active=True).exclude(assignments__listener=listener)
         if practice:
@@ -199,11 +209,24 @@ def assignment_next(
         if triplet is None:
             return None
         Triplet.objects.filter(id=triplet.id).update(served=F("served") + 1)
-        order = "".join(random.sample(SLOTS, 3))
-        ttl = timedelta(seconds=settings.ODDBALL_ASSIGNMENT_TTL_S)
         return Assignment.objects.create(
-            triplet=triplet, listener=listener, order=order, practice=practice, expires_at=now + ttl
+            triplet=triplet,
+            listener=listener,
+            order=order,
+            practice=practice,
+            expires_at=expires_at,
         )
+
+
+# The listener's answered assignments (no practice, no repeat, triplet still active): how
+# many, and one at random of those not repeated yet. Runs on every database.
+REPEAT_SQL = """SELECT id, triplet_id, "order", n FROM (
+    SELECT a.id, a.triplet_id, a."order", count(*) OVER () AS n,
+        NOT EXISTS (SELECT 1 FROM annotation_assignment r WHERE r.repeat_of_id = a.id) AS fresh
+    FROM annotation_assignment a JOIN annotation_triplet t ON t.id = a.triplet_id
+    WHERE a.listener_id = %(listener)s AND a.practice = %(false)s AND a.repeat_of_id IS NULL
+    AND a.answered_at IS NOT NULL AND t.active = %(true)s
+) answered WHERE fresh ORDER BY random() LIMIT 1"""
 
 
 def _repeat_make(listener: Listener, now: datetime) -> Assignment | None:
@@ -211,41 +234,30 @@ def _repeat_make(listener: Listener, now: datetime) -> Assignment | None:
     ODDBALL_QUALITY_REPEAT_AFTER answers) a triplet they answered before, again, for the
     self-consistency check. It is shown in an order that moves every slot to another
     position, so pressing the same position twice does not look consistent. A repeat is
-    no vote: counted_judgments leaves it out. None when no repeat is due."""
-    if random.random() >= settings.ODDBALL_QUALITY_REPEAT_SHARE:
+    no vote: counted_judgments leaves it out. None when no repeat is due; the caller has
+    drawn the ODDBALL_QUALITY_REPEAT_SHARE chance."""
+    with selectors.hot_cursor() as cursor:
+        cursor.execute(REPEAT_SQL, {"listener": listener.id, "false": False, "true": True})
+        row = cursor.fetchone()
+    if row is None or row[3] < settings.ODDBALL_QUALITY_REPEAT_AFTER:
         return None
-    answered = Assignment.objects.filter(
-        listener=listener,
-        practice=False,
-        repeat_of__isnull=True,
-        answered_at__isnull=False,
-        triplet__active=True,
-    )
-    if answered.count() < settings.ODDBALL_QUALITY_REPEAT_AFTER:
-        return None
-    original = (
-        answered.filter(repeat__isnull=True)
-        .select_related(*(f"triplet__{f}" for f in SNIPPET_FIELDS))
-        .order_by("?")
-        .first()
-    )
-    if original is None:
-        return None
+    original_id, triplet_id, original_order, _ = row
     # The two orders with no slot at the position it had: rotations by one and by two.
     shift = random.choice((1, 2))
-    order = original.order[shift:] + original.order[:shift]
+    order = original_order[shift:] + original_order[:shift]
     ttl = timedelta(seconds=settings.ODDBALL_ASSIGNMENT_TTL_S)
     try:
         with transaction.atomic():
-            return Assignment.objects.create(
-                triplet=original.triplet,
+            repeat = Assignment.objects.create(
+                triplet_id=triplet_id,
                 listener=listener,
                 order=order,
-                repeat_of=original,
+                repeat_of_id=original_id,
                 expires_at=now + ttl,
             )
     except IntegrityError:  # a concurrent request repeated the same one
         return None
+    return _assignment_get(repeat.id)
 
 
 def assignment_skip(listener: Listener, assignment_id: int, reason: str) -> Assignment:
@@ -300,6 +312,9 @@ MAX_WAIT_MS = 24 * 3600 * 1000
 class SubmitResult:
     judgment: Judgment
     created: bool
+    # What the answer's response tells the listener (selectors.judgment_outcome), when the
+    # statement that stored the judgment read it too; None: the caller asks for it.
+    outcome: dict | None = None
 
 
 def _per_position(name: str, values: list[int] | None) -> list[int] | None:
@@ -317,6 +332,10 @@ def judgment_submit(listener: Listener, answer: Answer) -> SubmitResult:
     listener's assignment is refused (403), a skipped one too (409), and an expired one
     (410) unless the answer waited in the client's outbox past the expiry. Holds a row lock
     on the assignment for the length of its transaction.
+
+    On PostgreSQL the usual case (a first, valid answer) is one statement that also reads
+    the response's feedback (`serving_sql.judgment_insert`); every other case, and every other
+    database, goes through `_judgment_submit_orm`, which tells them apart.
     """
     if answer.answer not in {*POSITIONS, "none"}:
         raise AnnotationError("answer must be one of A, B, C or none")
@@ -324,9 +343,59 @@ def judgment_submit(listener: Listener, answer: Answer) -> SubmitResult:
         raise AnnotationError("response_ms and waited_ms must not be negative")
     if answer.viewport not in {"", *Judgment.Viewport.values}:
         raise AnnotationError("viewport must be phone or desktop")
-    listen_ms = _per_position("listen_ms", answer.listen_ms)
-    plays = _per_position("plays", answer.plays)
-    seeks = _per_position("seeks", answer.seeks)
+    per_position = {
+        "listen_ms": _per_position("listen_ms", answer.listen_ms),
+        "plays": _per_position("plays", answer.plays),
+        "seeks": _per_position("seeks", answer.seeks),
+    }
+    if not 0 < answer.assignment_id <= DB_ID_MAX:
+        raise AnnotationError(_("This assignment is not yours."), status=403)
+    position = None if answer.answer == "none" else POSITIONS.index(answer.answer)
+    if _hot_sql() and (
+        done := serving_sql.judgment_insert(
+            listener, answer, position, per_position, _expiry_cutoff(answer)
+        )
+    ):
+        return SubmitResult(done[0], created=True, outcome=done[1])
+    return _judgment_submit_orm(listener, answer, per_position)
+
+
+def _judgment_make(
+    listener: Listener, answer: Answer, per_position: dict, assignment: Assignment
+) -> Judgment:
+    """The unsaved judgment: answers and reports by displayed position, stored by slot."""
+    slot_of = [SLOTS.index(assignment.order[i]) for i in range(3)]
+
+    def by_slot(values: list[int] | None) -> list[int] | None:
+        if values is None:
+            return None
+        out = [0, 0, 0]
+        for i, v in enumerate(values):
+            out[slot_of[i]] = v
+        return out
+
+    return Judgment(
+        assignment_id=assignment.id,
+        triplet_id=assignment.triplet_id,
+        listener=listener,
+        odd_slot=None if answer.answer == "none" else slot_of[POSITIONS.index(answer.answer)],
+        response_ms=int(answer.response_ms),
+        listen_ms=by_slot(per_position["listen_ms"]),
+        plays=by_slot(per_position["plays"]),
+        seeks=by_slot(per_position["seeks"]),
+        viewport=answer.viewport,
+        language=answer.language[:16],
+        practice=assignment.practice,
+    )
+
+
+def _expiry_cutoff(answer: Answer) -> datetime:
+    """An assignment expiring after this still takes the answer: now, less the outbox wait."""
+    return timezone.now() - timedelta(milliseconds=min(answer.waited_ms, MAX_WAIT_MS))
+
+
+def _judgment_submit_orm(listener: Listener, answer: Answer, per_position: dict) -> SubmitResult:
+    """`judgment_submit` in one transaction, with a row lock on the assignment."""
     with transaction.atomic():
         assignment = Assignment.objects.select_for_update().filter(id=answer.assignment_id).first()
         if assignment is None or assignment.listener_id != listener.id:
@@ -336,38 +405,17 @@ def judgment_submit(listener: Listener, answer: Answer) -> SubmitResult:
         # not: PostgreSQL rechecks only the locked row).
         existing = Judgment.objects.filter(assignment=assignment).first()
         if existing:
+            existing.assignment = assignment  # its `order` shapes the feedback
             return SubmitResult(existing, created=False)
         if assignment.skipped_at is not None:
             raise AnnotationError(_("This assignment was skipped."), status=409)
-        grace = timedelta(milliseconds=min(answer.waited_ms, MAX_WAIT_MS))
-        if assignment.expires_at + grace <= timezone.now():
+        if assignment.expires_at <= _expiry_cutoff(answer):
             raise AnnotationError(_("This assignment has expired; ask for a new one."), status=410)
-        # Listeners answer and report by displayed position; store by triplet slot.
-        slot_of = [SLOTS.index(assignment.order[i]) for i in range(3)]
-
-        def by_slot(values: list[int] | None) -> list[int] | None:
-            if values is None:
-                return None
-            out = [0, 0, 0]
-            for i, v in enumerate(values):
-                out[slot_of[i]] = v
-            return out
-
         # No savepoint for a concurrent double submit: it waits on the row lock above and
         # then finds this judgment. The unique assignment still guards the table.
-        judgment = Judgment.objects.create(
-            assignment=assignment,
-            triplet_id=assignment.triplet_id,
-            listener=listener,
-            odd_slot=None if answer.answer == "none" else slot_of[POSITIONS.index(answer.answer)],
-            response_ms=int(answer.response_ms),
-            listen_ms=by_slot(listen_ms),
-            plays=by_slot(plays),
-            seeks=by_slot(seeks),
-            viewport=answer.viewport,
-            language=answer.language[:16],
-            practice=assignment.practice,
-        )
+        judgment = _judgment_make(listener, answer, per_position, assignment)
+        judgment.assignment = assignment
+        judgment.save(force_insert=True)
         assignment.answered_at = timezone.now()
         assignment.save(update_fields=["answered_at"])
         if not assignment.practice and assignment.repeat_of_id is None:

@@ -9,8 +9,11 @@ on the same two cores: the load generator counts in the figures. For the benchma
 per-address rate limits are off (every client is 127.0.0.1: ODDBALL_RATE_* set empty) and
 so is the slow-down for answering too fast (ODDBALL_SLOW_STREAK=0); "listening" is a think
 time of --think seconds. Each level runs --warm s, then is measured for --measure s.
-Ends by comparing the answers acknowledged (distinct judgment ids from 2xx) with the rows
-stored. Prints {"name": "load", "skipped": ...} when PostgreSQL or Redis is unreachable.
+Beside the rates, the CPU time gunicorn, the benchmark's PostgreSQL backends and the load
+generator used per serve + answer cycle in the measured window (load.*_cpu_ms_per_cycle):
+other work on the machine lowers the rates but barely these. Ends by comparing the answers
+acknowledged (distinct judgment ids from 2xx) with the rows stored. Prints
+{"name": "load", "skipped": ...} when PostgreSQL or Redis is unreachable.
 Rerun: .venv/bin/python bench/load.py [--levels 50,100,200] [--workers 2 --threads 8]
 """
 
@@ -23,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -154,7 +158,7 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
         try:
-            run(args, port, think)
+            run(args, port, think, server.pid)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -180,7 +184,79 @@ def wait_ready(port: int, seconds: float = 60.0) -> None:
             time.sleep(0.2)
 
 
-def run(args: argparse.Namespace, port: int, think: tuple[float, float]) -> None:
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (exited ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(server_pid: int) -> list[int]:
+    """gunicorn's workers (children of its master), and the master itself."""
+    pids = [server_pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server_pid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def postgres_pids() -> list[int]:
+    """PostgreSQL backends serving the benchmark's database (and no other workload's)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if f" {DB} ".encode() in cmdline.read_bytes() and b"postgres:" in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by gunicorn, the benchmark's PostgreSQL backends and this
+    load generator."""
+    backends = postgres_pids()
+    return {
+        "server": cpu_s(server_pids(server_pid)),
+        "postgres": cpu_s(backends),
+        "client": cpu_s([os.getpid()]),
+        **{f"pg{pid}": cpu_s([pid]) for pid in backends},
+    }
+
+
+def cpu_mark(marks: list[dict], server_pid: int) -> None:
+    marks.append(cpu_snapshot(server_pid))
+
+
+def cpu_report(stats: Stats, start: float, end: float, marks: list[dict], suffix: str) -> None:
+    """CPU per serve + answer cycle in the measured window, by process group: unlike the
+    rates, barely disturbed by other work on the machine."""
+    if len(marks) != 2:
+        return
+    before, after = marks
+    # A backend that connected during the window counts from zero.
+    pg = sum(t - before.get(k, 0.0) for k, t in after.items() if k.startswith("pg"))
+    used = {
+        "server": after["server"] - before["server"],
+        "postgres": pg,
+        "client": after["client"] - before["client"],
+    }
+    window = stats.window("answer", start, end)
+    cycles = sum(1 for s in window if 200 <= s.status < 300)
+    for name, seconds in used.items():
+        per = round(seconds * 1000 / cycles, 2) if cycles else float("nan")
+        emit(f"load.{name}_cpu_ms_per_cycle{suffix}", per, "ms")
+
+
+def run(args: argparse.Namespace, port: int, think: tuple[float, float], server_pid: int) -> None:
     wait_ready(port)
     levels = [int(x) for x in args.levels.split(",")]
     top = max(levels)
@@ -188,9 +264,20 @@ def run(args: argparse.Namespace, port: int, think: tuple[float, float]) -> None
     emit("load.load_average_1min", round(os.getloadavg()[0], 2), "")
     for level in levels:
         started = time.monotonic()
+        marks: list[dict] = []  # CPU used at the start and the end of the measured window
+        timers = [
+            threading.Timer(at, cpu_mark, (marks, server_pid))
+            for at in (args.warm, args.warm + args.measure)
+        ]
+        for timer in timers:
+            timer.start()
         stats = asyncio.run(run_level(port, level, args.warm + args.measure, think, False, level))
+        for timer in timers:
+            timer.join()
         acknowledged |= stats.judgments
         suffix = "" if level == top else f".c{level}"
+        window = (started + args.warm, started + args.warm + args.measure)
+        cpu_report(stats, *window, marks, suffix)
         report(
             stats,
             started + args.warm,
