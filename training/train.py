@@ -36,7 +36,12 @@ class TrainConfig:
     crop_seconds: float = 15.0  # s, random crop of each snippet per step (augmentation)
     seed: int = 0
     eval_every: int = 50  # steps between validation passes (when validation data is given)
-    keep_best: bool = True  # return the weights with the best validation agreement
+    keep_best: bool = True  # without averaging: the weights of the best validation step
+    # Share of the last steps whose weights are averaged into the result (0: off; else it
+    # wins over keep_best). On simulated crowds (bench/quality.py) the average of the second
+    # half agreed with held-out people about 0.03 better than the best validation step, and
+    # varied less from seed to seed: it needs no choice by a small validation set.
+    average_last: float = 0.5
     log_every: int = 10  # steps between progress reports
     checkpoint_path: str | None = None
     checkpoint_every: int = 100  # steps between checkpoints
@@ -102,6 +107,23 @@ def training_state_restore(
     torch.set_rng_state(state["torch_rng"])
 
 
+def weights_average_add(
+    averaged: dict[str, torch.Tensor] | None, n: int, model: torch.nn.Module
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The running mean of the model's weights with one more step in it (integer buffers,
+    such as batch-norm step counts, take the newest value)."""
+    state = model.state_dict()
+    if averaged is None:
+        return {k: v.detach().clone() for k, v in state.items()}, 1
+    with torch.no_grad():
+        for name, value in state.items():
+            if value.dtype.is_floating_point:
+                averaged[name] += (value - averaged[name]) / (n + 1)
+            else:
+                averaged[name] = value.detach().clone()
+    return averaged, n + 1
+
+
 def save_checkpoint(path: str, state: dict[str, Any]) -> None:
     """Write via a temporary file and os.replace, so a killed run leaves a whole checkpoint."""
     tmp = f"{path}.tmp"
@@ -151,6 +173,8 @@ def train(
     )
     step, history, metrics, resumed_from = 0, [], {}, None
     best_state, best_val = None, -1.0
+    averaged, averaged_n = None, 0
+    average_from = round(config.steps * (1 - config.average_last)) if config.average_last else None
     if init_state is not None:
         model.load_state_dict(init_state)
     if resume is not None:
@@ -158,6 +182,7 @@ def train(
         step, history, metrics = resume["step"], resume["history"], resume["metrics"]
         resumed_from = step
         best_state, best_val = resume.get("best_state"), resume.get("best_val", -1.0)
+        averaged, averaged_n = resume.get("averaged"), resume.get("averaged_n", 0)
 
     def checkpoint() -> None:
         if config.checkpoint_path:
@@ -172,6 +197,8 @@ def train(
                     "history": history,
                     "best_state": best_state,
                     "best_val": best_val,
+                    "averaged": averaged,
+                    "averaged_n": averaged_n,
                 },
             )
 
@@ -202,6 +229,8 @@ def train(
         loss.backward()
         optimizer.step()
         step += 1
+        if average_from is not None and step > average_from:
+            averaged, averaged_n = weights_average_add(averaged, averaged_n, model)
         record: dict[str, float] = {"step": step, "loss": loss.item()}
         record["epoch"] = step * config.batch_size / len(data.triplets)
         if resumed_from is not None:
@@ -218,7 +247,9 @@ def train(
                 progress(record)
         if config.checkpoint_every and step % config.checkpoint_every == 0:
             checkpoint()
-    if config.keep_best and best_state is not None:
+    if averaged is not None:
+        model.load_state_dict(averaged)
+    elif config.keep_best and best_state is not None:
         model.load_state_dict(best_state)
     metrics = {"final_loss": history[-1]["loss"] if history else float("nan")}
     if resumed_from is not None:

@@ -6,7 +6,7 @@ import torch
 
 from training.metrics import odd_positions
 from training.nets import N_MELS, OddNetConfig, embed
-from training.train import TrainConfig, TripletData, train
+from training.train import TrainConfig, TripletData, train, weights_average_add
 
 SMALL_NET = OddNetConfig(channels=8, attention_dim=8, embed_dim=16)
 
@@ -48,8 +48,9 @@ def test_training_on_a_synthetic_taste_agrees_with_it_on_held_out_clips() -> Non
     assert result.step == 25
 
 
+@pytest.mark.parametrize("average_last", [0.0, 0.5])
 def test_a_checkpointed_run_resumes_at_its_step_and_ends_where_an_unbroken_run_ends(
-    tmp_path: Path,
+    tmp_path: Path, average_last: float
 ) -> None:
     features, taste = _synthetic(n=24, frames=60)
     rows = _triplets(taste, np.arange(24), 50, np.random.default_rng(2))
@@ -59,6 +60,7 @@ def test_a_checkpointed_run_resumes_at_its_step_and_ends_where_an_unbroken_run_e
         return TrainConfig(
             steps=6, batch_size=8, crop_seconds=1.0, log_every=1, eval_every=1000,
             checkpoint_path=str(path) if path else None, checkpoint_every=2,
+            average_last=average_last,
         )  # fmt: skip
 
     unbroken = train(config(None), data, SMALL_NET)
@@ -84,6 +86,7 @@ def test_a_checkpointed_run_resumes_at_its_step_and_ends_where_an_unbroken_run_e
         assert torch.allclose(value.float(), got[name].float(), atol=1e-6), name
     saved = torch.load(path, weights_only=False)
     assert {"model", "optimizer", "config", "net_config", "step", "metrics"} <= saved.keys()
+    assert (saved["averaged"] is None) == (average_last == 0)
     assert saved["step"] == 6
 
 
@@ -115,3 +118,31 @@ def test_a_pretraining_run_resumed_from_its_checkpoint_ends_where_an_unbroken_on
     assert resumed.metrics["resumed_from"] == 6
     for key, value in whole.model.state_dict().items():
         assert torch.allclose(value, resumed.model.state_dict()[key], atol=1e-6), key
+
+
+def test_the_running_average_of_weights_is_their_mean() -> None:
+    models = [torch.nn.BatchNorm1d(4) for _ in range(4)]
+    for k, m in enumerate(models):
+        torch.nn.init.normal_(m.weight)
+        m.num_batches_tracked += k
+    averaged, n = None, 0
+    for m in models:
+        averaged, n = weights_average_add(averaged, n, m)
+    assert n == 4
+    expected = torch.stack([m.weight.detach() for m in models]).mean(0)
+    assert torch.allclose(averaged["weight"], expected, atol=1e-6)
+    assert averaged["num_batches_tracked"] == 3  # a counter takes the newest value
+
+
+def test_averaging_the_last_steps_changes_the_result_and_keeps_it_learning() -> None:
+    features, taste = _synthetic()
+    rng = np.random.default_rng(1)
+    train_rows = _triplets(taste, np.arange(40), 400, rng)
+    test_rows = _triplets(taste, np.arange(40, 60), 300, rng)
+    data = TripletData(features, train_rows, np.ones(len(train_rows)))
+    base = {"steps": 25, "batch_size": 32, "crop_seconds": 1.5, "eval_every": 1000}
+    final = train(TrainConfig(**base), data, SMALL_NET).model
+    averaged = train(TrainConfig(**base, average_last=0.4), data, SMALL_NET).model
+    assert not torch.allclose(averaged.head.weight, final.head.weight)
+    vectors = embed(averaged, list(features))
+    assert np.mean(odd_positions(vectors[test_rows], metric="cosine") == 2) > 0.6
