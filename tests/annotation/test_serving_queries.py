@@ -34,43 +34,40 @@ def no_repeats(settings) -> None:
     settings.ODDBALL_QUALITY_REPEAT_SHARE = 0.0  # no repeat, so no repeat bookkeeping query
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the single statements")
-def test_serving_takes_three_queries_and_answering_two(
-    client, no_repeats, django_assert_num_queries
+# PostgreSQL's single statements: serving is auth, pace check, then one statement that
+# looks for an open assignment, else picks and locks a triplet, counts it served, inserts
+# the assignment and returns it with its snippets; answering is auth, then one statement
+# that locks the assignment, inserts the judgment, marks it answered, counts the vote and
+# reads the answer count and others' votes.
+# The portable path (what SQLite runs): serving is auth, pace check, open assignment,
+# savepoint, pick + lock a triplet with its snippets, count it served, insert the
+# assignment, release; answering is auth, savepoint, lock the assignment, look for a
+# judgment, insert, mark answered, count the vote, release, then the answer count and
+# others' votes in one query.
+@pytest.mark.parametrize(
+    ("hot_sql", "serving", "answering"),
+    [
+        pytest.param(
+            True,
+            3,
+            2,
+            marks=pytest.mark.skipif(
+                connection.vendor != "postgresql", reason="the single statements"
+            ),
+        ),
+        (False, 8, 9),
+    ],
+)
+def test_serving_and_answering_take_a_known_number_of_queries(
+    client, no_repeats, monkeypatch, django_assert_num_queries, hot_sql, serving, answering
 ):
+    monkeypatch.setattr(services, "HOT_SQL", hot_sql)
     for _ in range(3):
         triplet_make()
     listener = listener_make()
-    # auth, pace check, then one statement that looks for an open assignment, else picks
-    # and locks a triplet, counts it served, inserts the assignment and returns it with
-    # its snippets
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(serving):
         served = client.get("/api/v1/assignments/next/", headers=auth(listener))
-    # auth, then one statement that locks the assignment, inserts the judgment, marks it
-    # answered, counts the vote and reads the answer count and others' votes
-    with django_assert_num_queries(2):
-        answered = client.post(
-            "/api/v1/judgments/",
-            answer_body(served.json()["assignment"]),
-            content_type="application/json",
-            headers=auth(listener),
-        )
-    assert answered.status_code == 201
-
-
-def test_the_portable_path_takes_eight_queries_and_nine(
-    client, no_repeats, monkeypatch, django_assert_num_queries
-):
-    monkeypatch.setattr(services, "HOT_SQL", False)  # what SQLite runs
-    triplet_make()
-    listener = listener_make()
-    # auth, pace check, open assignment, savepoint, pick + lock a triplet with its
-    # snippets, count it served, insert the assignment, release
-    with django_assert_num_queries(8):
-        served = client.get("/api/v1/assignments/next/", headers=auth(listener))
-    # auth, savepoint, lock the assignment, look for a judgment, insert, mark answered,
-    # count the vote, release; then the answer count and others' votes in one query
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(answering):
         answered = client.post(
             "/api/v1/judgments/",
             answer_body(served.json()["assignment"]),
