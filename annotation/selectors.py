@@ -93,12 +93,17 @@ def triplet_votes(
     return out
 
 
-def equal_weight_votes(
+def judged_votes(
     split: str, kind: str
 ) -> dict[int, tuple[tuple[int, int, int], list[int], list[float]]]:
-    """Votes as `triplet_votes` returns them, without automatic quality control: every
-    non-practice, non-repeat answer not rejected, by a listener a curator did not exclude,
-    each with weight 1 (imported ones per ODDBALL_TRAIN_IMPORTED)."""
+    """Every vote automatic quality control judges, as `triplet_votes` returns them but with
+    the weight quality control gives each: its judgment's weight (the listener's reliability)
+    while it counts, 0 while quality control holds it out (a flagged listener or judgment).
+    Not practice, not a repeat, not rejected, by a listener a curator did not exclude:
+    curators' decisions hold here too (imported ones per ODDBALL_TRAIN_IMPORTED).
+
+    Training reads these rows for both weightings, in this order, so a run with reliability
+    weights and one with equal weights (1 for every row) see the same rows."""
     judgments = _training_sources(
         Judgment.objects.filter(
             practice=False,
@@ -116,12 +121,16 @@ def equal_weight_votes(
         "triplet__snippet_b_id",
         "triplet__snippet_c_id",
         "odd_slot",
+        "weight",
+        "status",
+        "listener__review",
     ).order_by("triplet_id", "id")
     out: dict[int, tuple[tuple[int, int, int], list[int], list[float]]] = {}
-    for triplet_id, a, b, c, odd in rows:
+    for triplet_id, a, b, c, odd, weight, status, review in rows:
         _, votes, weights = out.setdefault(triplet_id, ((a, b, c), [], []))
+        counts = status == Judgment.Status.ACCEPTED and review in COUNTED_REVIEWS
         votes.append(odd)
-        weights.append(1.0)
+        weights.append(weight if counts else 0.0)
     return out
 
 

@@ -107,10 +107,8 @@ def main() -> None:
             ):
                 emit(f"quality.seed{seed}.{key}", result[key], "fraction")
             emit(f"quality.seed{seed}.held_out_triplets", result["equal_weights_n"], "count")
-            compared.append(
-                result["reliability_weights_honest_majority_agreement"]
-                - result["equal_weights_honest_majority_agreement"]
-            )
+            emit(f"quality.seed{seed}.weightings_differ", result["weightings_differ_n"], "count")
+            compared.append(result["reliability_minus_equal"])
         if compared:
             emit(
                 "quality.reliability_minus_equal.mean",
@@ -118,6 +116,7 @@ def main() -> None:
                 "fraction",
             )
             emit("quality.reliability_at_least_equal.seeds", sum(d >= 0 for d in compared), "count")
+            emit("quality.seeds", len(compared), "count")
     print(
         f"# rerun: .venv/bin/python bench/quality.py --seeds {' '.join(map(str, args.seeds))} "
         f"--judgments {args.judgments}",

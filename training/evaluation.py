@@ -131,7 +131,7 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
         "n_triplets": len(triplets),
         "n_votes": sum(len(v) for v in votes),
         "gold": _gold_agreement(space, split),
-        **_weights_comparison(version, triplets, votes, scores, track_of),
+        **_weights_comparison(version, triplets, votes, model_odd, track_of),
         "accepted_judgments": Judgment.objects.filter(
             status=Judgment.Status.ACCEPTED, practice=False
         ).count(),
@@ -145,16 +145,19 @@ def _weights_comparison(
     version: ModelVersion | None,
     triplets: list[tuple[int, int, int]],
     votes: list[list[int]],
-    scores: np.ndarray,
+    model_odd: np.ndarray,
     track_of: dict[int, int],
 ) -> dict:
     """The version's agreement with the honest majority beside that of the newest
-    equal-weights oddnet, on the held-out triplets none of whose tracks either trained on."""
+    equal-weights oddnet, on the held-out triplets none of whose tracks either trained on,
+    with the paired difference (a bootstrap interval over those triplets) and on how many
+    of them the two models choose differently: only those can tell them apart."""
     rival = (
         ModelVersion.objects.filter(name="oddnet", config__equal_weights=True)
         .order_by("-version")
         .first()
     )
+    scores = metrics.majority_scores(model_odd, votes)
     out = {
         "weighting": None if version is None else _weighting(version),
         "honest_majority_agreement": float(scores.mean()),
@@ -162,6 +165,9 @@ def _weights_comparison(
         "equal_weights_space": rival.space if rival else None,
         "equal_weights_honest_majority_agreement": None,
         "reliability_weights_honest_majority_agreement": None,
+        "reliability_minus_equal": None,
+        "reliability_minus_equal_ci": None,
+        "weightings_differ_n": None,
         "equal_weights_n": 0,
     }
     if rival is None:
@@ -171,10 +177,15 @@ def _weights_comparison(
     odd = odd_positions(rival.space, [triplets[i] for i in keep]) if keep else None
     if odd is None:
         return out
-    out["equal_weights_honest_majority_agreement"] = float(
-        metrics.majority_scores(odd, [votes[i] for i in keep]).mean()
-    )
+    rival_scores = metrics.majority_scores(odd, [votes[i] for i in keep])
+    difference = scores[keep] - rival_scores
+    out["equal_weights_honest_majority_agreement"] = float(rival_scores.mean())
     out["reliability_weights_honest_majority_agreement"] = float(scores[keep].mean())
+    out["reliability_minus_equal"] = float(difference.mean())
+    out["reliability_minus_equal_ci"] = list(
+        metrics.bootstrap_ci(difference, n_boot=BOOTSTRAP_SAMPLES)
+    )
+    out["weightings_differ_n"] = int((np.asarray(odd) != model_odd[keep]).sum())
     out["equal_weights_n"] = len(keep)
     return out
 

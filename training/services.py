@@ -25,7 +25,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Judgment
-from annotation.selectors import equal_weight_votes, triplet_votes
+from annotation.selectors import judged_votes, triplet_votes
 from embeddings import services as embedding_services
 from embeddings.extractors import beats
 from embeddings.models import Embedding, Snippet, Split
@@ -108,28 +108,26 @@ def vote_rows(
     position: dict[int, int], equal_weights: bool = False
 ) -> tuple[list[tuple[int, int, int]], list[float]]:
     """Train-split votes as weighted (anchor, positive, negative) rows over `position`
-    (snippet id -> row). A vote for odd k on (i, j, k) gives (i, j, k) and (j, i, k); its
-    weight is the listener's reliability (the judgment's weight) times the share of the
-    triplet's votes that agree with it, so contested answers count less.
+    (snippet id -> row). A vote for odd k on (i, j, k) gives (i, j, k) and (j, i, k).
 
-    `equal_weights` is the baseline without quality control: every answer automatic
-    quality control would set aside (flagged listeners, flagged judgments) counts again,
-    and every vote weighs exactly 1 (agreement with the other votes is a consensus
-    weighting, so it belongs to quality control, not to the baseline); curators' decisions
-    (exclusions, rejections) still hold."""
+    The rows are every vote quality control judges (`judged_votes`); a row weighs what
+    quality control gives its judgment: the listener's reliability, or 0 while the listener
+    or the judgment is flagged. `equal_weights` is the baseline without quality control:
+    the same rows, each weighing exactly 1; curators' decisions (exclusions, rejections)
+    hold for both. Both weightings list the same rows in the same order, and training draws
+    rows in proportion to their weights from its seed's random numbers, so two runs with one
+    seed draw the same triplets wherever their weights agree."""
     rows, weights = [], []
     for kind in ("random", "gold"):
-        votes_of = equal_weight_votes if equal_weights else triplet_votes
-        for ids, votes, vote_weights in votes_of(Split.TRAIN, kind).values():
+        for ids, votes, vote_weights in judged_votes(Split.TRAIN, kind).values():
             for odd, weight in zip(votes, vote_weights, strict=True):
-                agreement = votes.count(odd) / len(votes)
                 i, j = (ids[s] for s in range(3) if s != odd)
                 rows += [
                     (position[i], position[j], position[ids[odd]]),
                     (position[j], position[i], position[ids[odd]]),
                 ]
-                weights += [weight if equal_weights else weight * agreement] * 2
-    if not rows:
+                weights += [1.0 if equal_weights else weight] * 2
+    if not any(weights):
         raise ValueError("no accepted judgments on training tracks yet; collect some first")
     return rows, weights
 
@@ -182,7 +180,7 @@ def triplet_data_build(
         rows, weights = vote_rows(position, equal_weights)
     # The baseline picks its best step on validation votes it could know without quality
     # control too, or it would borrow quality control's judgment of who is honest.
-    val_votes = equal_weight_votes if equal_weights else triplet_votes
+    val_votes = judged_votes if equal_weights else triplet_votes
     val = list(val_votes(Split.VAL, "random").values())
     data = TripletData(
         features=np.stack([log_mels[s] for s in snippet_ids]),
@@ -297,7 +295,9 @@ def _train_and_register(run: TrainingRun, progress: Callable[[dict], None] | Non
         progress=_reporter(run, "fine-tune", extra, progress),
         init_state=model_load(pretrained).state_dict(),
     )
-    run_metrics = {**result.metrics, "steps": result.step, "train_triplets": len(data.triplets)}
+    # Rows quality control holds out (weight 0) are listed, to keep runs paired, never drawn.
+    counted = int(np.count_nonzero(data.weights))
+    run_metrics = {**result.metrics, "steps": result.step, "train_triplets": counted}
     if teacher:
         run_metrics["teacher_agreement"] = _teacher_agreement(result.model, teacher, log_mels)
     return _register(

@@ -52,7 +52,7 @@ class TrainConfig:
 class TripletData:
     features: np.ndarray  # (S, n_mels, T) float32 log-mels of every snippet, equal T
     triplets: np.ndarray  # (N, 3) int: anchor, positive, negative as indexes into features
-    weights: np.ndarray  # (N,) float: listener reliability of each triplet
+    weights: np.ndarray  # (N,) float ≥ 0: what each row counts; batches draw in proportion
     val_triplets: np.ndarray | None = None  # (M, 3) int, voted triplets for monitoring
     val_answers: list[list[int]] | None = None  # votes (odd positions) per val triplet
 
@@ -141,6 +141,21 @@ def _lr(config: TrainConfig, step: int) -> float:
     return config.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, progress)))
 
 
+def triplet_loss(z: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean triplet margin loss on cosine distance of (B, 3, D) embeddings, each row
+    (anchor, positive, negative) from a vote for the negative as the odd one:
+    max(0, d(a, p) - d(a, n) + margin)."""
+    a, p, n = z.unbind(dim=1)
+    d_ap = 1 - F.cosine_similarity(a, p, dim=-1)
+    d_an = 1 - F.cosine_similarity(a, n, dim=-1)
+    return F.relu(d_ap - d_an + margin).mean()
+
+
+def batch_rows(cumulative: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` row indexes drawn in proportion to the weights whose running sum is `cumulative`."""
+    return np.searchsorted(cumulative, rng.random(n) * cumulative[-1], side="right")
+
+
 def train(
     config: TrainConfig,
     data: TripletData,
@@ -148,14 +163,14 @@ def train(
     progress: Callable[[dict], None] | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Fine-tune OddNet with a weighted triplet margin loss on cosine distance.
+    """Fine-tune OddNet with a triplet margin loss on cosine distance, votes weighted.
 
     `init_state` starts from given weights (a pretrained model's) instead of random ones.
 
-    Each step samples `batch_size` triplets by weight-free uniform draws, crops every unique
+    Each step draws `batch_size` triplets in proportion to their weights, crops every unique
     snippet of the batch once at a random offset, embeds only those, and applies
-    w * max(0, d(a, p) - d(a, n) + margin). Resumes from `config.checkpoint_path` if it
-    exists (its saved net config wins, so a resumed run keeps its architecture).
+    `triplet_loss`. Resumes from `config.checkpoint_path` if it exists (its saved net config
+    wins, so a resumed run keeps its architecture).
     """
     torch.set_num_threads(TORCH_THREADS)
     net_config = net_config or OddNetConfig()
@@ -206,14 +221,20 @@ def train(
     features = torch.from_numpy(np.ascontiguousarray(data.features, dtype=np.float32))
     total_frames = features.shape[-1]
     crop = min(total_frames, seconds_to_frames(config.crop_seconds, net_config.sample_rate))
-    weights = torch.as_tensor(data.weights, dtype=torch.float32)
+    # Rows are drawn in proportion to their weights, so a row quality control holds out (0)
+    # takes no place in a batch. Draws map uniform numbers through the weights' running
+    # sum: two runs with one seed draw the same numbers, and their batches line up as far
+    # as their weights agree.
+    cumulative = np.cumsum(np.asarray(data.weights, dtype=np.float64))
+    if not len(cumulative) or cumulative[-1] <= 0:
+        raise ValueError("every training triplet weighs 0: nothing to learn from")
     has_val = data.val_triplets is not None and data.val_answers is not None
     started = time.monotonic()
     model.train()
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = _lr(config, step)
-        rows = rng.integers(0, len(data.triplets), config.batch_size)
+        rows = batch_rows(cumulative, rng, config.batch_size)
         batch = data.triplets[rows]
         unique, inverse = np.unique(batch, return_inverse=True)
         offsets = rng.integers(0, total_frames - crop + 1, len(unique))
@@ -222,10 +243,7 @@ def train(
             features[unique], 2, frames[:, None, :].expand(-1, features.shape[1], -1)
         )
         z = model(clips)[torch.as_tensor(inverse.reshape(batch.shape))]  # (B, 3, D)
-        d_pos = 1 - F.cosine_similarity(z[:, 0], z[:, 1], dim=-1)
-        d_neg = 1 - F.cosine_similarity(z[:, 0], z[:, 2], dim=-1)
-        w = weights[torch.as_tensor(rows)]
-        loss = (w * F.relu(d_pos - d_neg + config.margin)).sum() / w.sum().clamp(min=1e-8)
+        loss = triplet_loss(z, config.margin)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

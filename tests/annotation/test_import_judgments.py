@@ -15,7 +15,7 @@ from annotation.models import SITE_SOURCE, AuditEntry, Judgment, Listener, Tripl
 from annotation.quality_services import quality_update
 from annotation.selectors import (
     counted_judgments,
-    equal_weight_votes,
+    judged_votes,
     judgment_export_rows,
     triplet_votes,
 )
@@ -249,9 +249,9 @@ def test_imported_judgments_count_but_train_only_when_the_setting_lets_them(
         return sum(len(v) for _, v, _ in votes.values())
 
     settings.ODDBALL_TRAIN_IMPORTED = False
-    assert voted(triplet_votes(Split.TRAIN)) == voted(equal_weight_votes("train", "random")) == 3
+    assert voted(triplet_votes(Split.TRAIN)) == voted(judged_votes("train", "random")) == 3
     settings.ODDBALL_TRAIN_IMPORTED = True
-    assert voted(triplet_votes(Split.TRAIN)) == voted(equal_weight_votes("train", "random")) == 6
+    assert voted(triplet_votes(Split.TRAIN)) == voted(judged_votes("train", "random")) == 6
 
 
 def test_quality_control_leaves_imported_listeners_and_judgments_alone(settings, tmp_path):

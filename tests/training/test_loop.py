@@ -118,3 +118,13 @@ def test_the_loop_imports_collects_trains_evaluates_and_exports(
     assert report["equal_weights_space"] == "oddnet@2"
     assert 0 <= report["equal_weights_honest_majority_agreement"] <= 1
     assert report["equal_weights_n"] == report["honest_majority_n"] == report["n_triplets"]
+    difference = report["reliability_minus_equal"]
+    assert difference == pytest.approx(
+        report["reliability_weights_honest_majority_agreement"]
+        - report["equal_weights_honest_majority_agreement"]
+    )
+    low, high = report["reliability_minus_equal_ci"]
+    assert low <= difference <= high
+    # Only triplets on which the two choose differently can move the difference, by 1 each.
+    assert abs(difference) * report["equal_weights_n"] <= report["weightings_differ_n"] + 1e-9
+    assert report["weightings_differ_n"] <= report["equal_weights_n"]

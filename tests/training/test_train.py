@@ -6,7 +6,14 @@ import torch
 
 from training.metrics import odd_positions
 from training.nets import N_MELS, OddNetConfig, embed
-from training.train import TrainConfig, TripletData, train, weights_average_add
+from training.train import (
+    TrainConfig,
+    TripletData,
+    batch_rows,
+    train,
+    triplet_loss,
+    weights_average_add,
+)
 
 SMALL_NET = OddNetConfig(channels=8, attention_dim=8, embed_dim=16)
 
@@ -147,3 +154,37 @@ def test_averaging_the_last_steps_changes_the_result_and_keeps_it_learning() -> 
     assert not torch.allclose(averaged.head.weight, final.head.weight)
     vectors = embed(averaged, list(features))
     assert np.mean(odd_positions(vectors[test_rows], metric="cosine") == 2) > 0.6
+
+
+def test_the_triplet_loss_is_the_mean_margin_violation_on_cosine_distance() -> None:
+    z = torch.nn.functional.normalize(
+        torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(0)), dim=-1
+    )
+
+    def d(i: int, j: int) -> torch.Tensor:
+        return 1 - torch.nn.functional.cosine_similarity(z[:, i], z[:, j], dim=-1)
+
+    expected = torch.relu(d(0, 1) - d(0, 2) + 0.1).mean()
+    assert float(triplet_loss(z, 0.1)) == pytest.approx(float(expected))
+    assert float(triplet_loss(z[:, [0, 0, 2]], 0.0)) == 0.0  # positive = anchor: satisfied
+
+
+def test_batches_are_drawn_in_proportion_to_the_weights() -> None:
+    cumulative = np.cumsum([0.0, 1.0, 3.0, 0.0, 0.5])
+    rows = batch_rows(cumulative, np.random.default_rng(0), 40_000)
+    counts = np.bincount(rows, minlength=5) / len(rows)
+    assert counts[0] == counts[3] == 0  # held out: never drawn
+    assert counts[2] == pytest.approx(3 / 4.5, abs=0.01)
+    assert counts[4] == pytest.approx(0.5 / 4.5, abs=0.01)
+    # One seed, weights that differ only in held-out rows: the same triplets where they agree.
+    equal = batch_rows(np.cumsum([1.0] * 5), np.random.default_rng(1), 1000)
+    held = batch_rows(np.cumsum([1.0, 1.0, 0.0, 1.0, 1.0, 0.0]), np.random.default_rng(1), 1000)
+    assert np.mean(equal == held) > 0.5
+
+
+def test_training_refuses_data_where_every_row_weighs_nothing() -> None:
+    features, taste = _synthetic(n=12)
+    rows = _triplets(taste, np.arange(12), 20, np.random.default_rng(0))
+    data = TripletData(features=features, triplets=rows, weights=np.zeros(len(rows)))
+    with pytest.raises(ValueError, match="weighs 0"):
+        train(TrainConfig(steps=2, batch_size=4), data, SMALL_NET)

@@ -17,6 +17,17 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _difference(r: dict) -> str:
+    """The paired difference of the two weightings, when there is one."""
+    if r.get("reliability_minus_equal") is None:
+        return ""
+    low, high = r["reliability_minus_equal_ci"]
+    return (
+        f" (difference {r['reliability_minus_equal']:+.3f} [{low:+.3f}, {high:+.3f}]; "
+        f"the two choose differently on {r['weightings_differ_n']})"
+    )
+
+
 class Command(BaseCommand):
     help = "Evaluate a model version (default: the newest oddnet) on held-out test triplets."
 
@@ -58,7 +69,7 @@ class Command(BaseCommand):
             f"{_fmt(r['honest_majority_agreement'])} ({r['weighting']} weights), equal weights "
             f"{_fmt(r['equal_weights_honest_majority_agreement'])} vs reliability weights "
             f"{_fmt(r['reliability_weights_honest_majority_agreement'])} on "
-            f"{r['equal_weights_n']} triplets"
+            f"{r['equal_weights_n']} triplets{_difference(r)}"
         )
         self.stdout.write(json.dumps(r))
 
