@@ -131,7 +131,7 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
         "n_triplets": len(triplets),
         "n_votes": sum(len(v) for v in votes),
         "gold": _gold_agreement(space, split),
-        **_weights_comparison(version, triplets, votes, model_odd, track_of),
+        **_weights_comparison(version, triplets, votes, model_odd, scores, track_of),
         "accepted_judgments": Judgment.objects.filter(
             status=Judgment.Status.ACCEPTED, practice=False
         ).count(),
@@ -146,6 +146,7 @@ def _weights_comparison(
     triplets: list[tuple[int, int, int]],
     votes: list[list[int]],
     model_odd: np.ndarray,
+    scores: np.ndarray,
     track_of: dict[int, int],
 ) -> dict:
     """The version's agreement with the honest majority beside that of the newest
@@ -157,7 +158,6 @@ def _weights_comparison(
         .order_by("-version")
         .first()
     )
-    scores = metrics.majority_scores(model_odd, votes)
     out = {
         "weighting": None if version is None else _weighting(version),
         "honest_majority_agreement": float(scores.mean()),
