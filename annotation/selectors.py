@@ -9,7 +9,7 @@ from functools import cache
 from django.conf import settings
 from django.db import connection, connections
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Count, Model, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Model, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
@@ -36,16 +36,15 @@ POSITIONS = "ABC"
 # count too, but training and evaluation read them only with ODDBALL_TRAIN_IMPORTED on:
 # they were collected elsewhere, on other excerpts, without this site's quality control.
 COUNTED_REVIEWS = (Listener.Review.OK, Listener.Review.TRUSTED)
+# What quality control and curators let count, beside practice and repeats (never votes).
+ACCEPTED_WORK = Q(status=Judgment.Status.ACCEPTED, listener__review__in=COUNTED_REVIEWS)
 
 
 def counted_judgments() -> QuerySet[Judgment]:
     """Judgments that count as votes: accepted, not practice, not a repeat, by a listener
     neither flagged nor excluded; imported ones included (releases choose by `source`)."""
     return Judgment.objects.filter(
-        status=Judgment.Status.ACCEPTED,
-        practice=False,
-        assignment__repeat_of__isnull=True,
-        listener__review__in=COUNTED_REVIEWS,
+        ACCEPTED_WORK, practice=False, assignment__repeat_of__isnull=True
     )
 
 
@@ -115,20 +114,22 @@ def judged_votes(
         .exclude(status=Judgment.Status.REJECTED)
         .exclude(listener__review=Listener.Review.EXCLUDED)
     )
-    rows = judgments.values_list(
-        "triplet_id",
-        "triplet__snippet_a_id",
-        "triplet__snippet_b_id",
-        "triplet__snippet_c_id",
-        "odd_slot",
-        "weight",
-        "status",
-        "listener__review",
-    ).order_by("triplet_id", "id")
+    rows = (
+        judgments.annotate(counts=ExpressionWrapper(ACCEPTED_WORK, output_field=BooleanField()))
+        .values_list(
+            "triplet_id",
+            "triplet__snippet_a_id",
+            "triplet__snippet_b_id",
+            "triplet__snippet_c_id",
+            "odd_slot",
+            "weight",
+            "counts",
+        )
+        .order_by("triplet_id", "id")
+    )
     out: dict[int, tuple[tuple[int, int, int], list[int], list[float]]] = {}
-    for triplet_id, a, b, c, odd, weight, status, review in rows:
+    for triplet_id, a, b, c, odd, weight, counts in rows:
         _, votes, weights = out.setdefault(triplet_id, ((a, b, c), [], []))
-        counts = status == Judgment.Status.ACCEPTED and review in COUNTED_REVIEWS
         votes.append(odd)
         weights.append(weight if counts else 0.0)
     return out

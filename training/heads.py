@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.train import TORCH_THREADS
+from training.train import TORCH_THREADS, batch_rows, triplet_loss
 
 
 @dataclass
@@ -45,8 +45,9 @@ class ProjectionHead(nn.Module):
 def train_head(
     config: HeadConfig, vectors: np.ndarray, triplets: np.ndarray, weights: np.ndarray
 ) -> tuple[ProjectionHead, dict]:
-    """Fit a head with a weighted triplet margin loss; `triplets` (N, 3) index `vectors` as
-    anchor, positive, negative. Returns the head (eval mode) and its metrics."""
+    """Fit a head with the triplet margin loss, drawing triplets in proportion to `weights`
+    as oddnet does; `triplets` (N, 3) index `vectors` as anchor, positive, negative. Returns
+    the head (eval mode) and its metrics."""
     torch.set_num_threads(TORCH_THREADS)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -55,17 +56,16 @@ def train_head(
     head.mean.copy_(x.mean(0))
     head.std.copy_(x.std(0).clamp(min=1e-6))
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    w_all = torch.as_tensor(weights, dtype=torch.float32)
+    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64))
+    if not len(cumulative) or cumulative[-1] <= 0:
+        raise ValueError("every training triplet weighs 0: nothing to learn from")
     loss = torch.tensor(float("nan"))
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = config.lr * 0.5 * (1 + np.cos(np.pi * step / config.steps))
-        rows = rng.integers(0, len(triplets), config.batch_size)
+        rows = batch_rows(cumulative, rng, config.batch_size)
         z = head(x[torch.as_tensor(triplets[rows].reshape(-1))]).reshape(len(rows), 3, -1)
-        d_pos = 1 - F.cosine_similarity(z[:, 0], z[:, 1], dim=-1)
-        d_neg = 1 - F.cosine_similarity(z[:, 0], z[:, 2], dim=-1)
-        w = w_all[torch.as_tensor(rows)]
-        loss = (w * F.relu(d_pos - d_neg + config.margin)).sum() / w.sum().clamp(min=1e-8)
+        loss = triplet_loss(z, config.margin)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

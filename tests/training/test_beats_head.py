@@ -4,6 +4,7 @@ BEATs baseline in the evaluation, and oddnet distilled from the head."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from django.core.management import CommandError, call_command
@@ -12,6 +13,7 @@ from embeddings.extractors import beats
 from embeddings.models import Embedding, Snippet
 from embeddings.services import BEATS_SPACE
 from tests.embeddings.test_beats import TINY_CFG
+from training.heads import HeadConfig, train_head
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +67,16 @@ def test_a_beats_head_is_a_version_and_oddnet_learns_from_it(
     teacher = distilled.metrics["teacher_agreement"]
     assert teacher["triplets"] == 1000
     assert 0 <= teacher["agreement"] <= 1
+
+
+def test_a_head_never_draws_the_votes_quality_control_holds_out() -> None:
+    vectors = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+    config = HeadConfig(in_dim=8, steps=1, batch_size=4, margin=2.0)  # every row has a loss
+    with pytest.raises(ValueError, match="weighs 0"):
+        train_head(config, vectors, np.array([[0, 1, 2]]), np.zeros(1))
+    # One step from the same start: a held-out second row changes nothing the head saw.
+    _, alone = train_head(config, vectors, np.array([[0, 1, 2]]), np.ones(1))
+    _, held = train_head(config, vectors, np.array([[0, 1, 2], [3, 4, 5]]), np.array([1.0, 0.0]))
+    _, both = train_head(config, vectors, np.array([[0, 1, 2], [3, 4, 5]]), np.ones(2))
+    assert held["final_loss"] == pytest.approx(alone["final_loss"])
+    assert both["final_loss"] != pytest.approx(alone["final_loss"])
