@@ -110,7 +110,7 @@ def model_evaluate(version: ModelVersion | None = None, split: str = Split.TEST)
     held_snippets = sorted(s for s, t in track_of.items() if t in held_tracks)
     results = {
         "model": space,
-        "agreement": float(scores.mean()),
+        "agreement": metrics.exact_mean(scores),
         "ci_low": low,
         "ci_high": high,
         "vote_agreement": float(metrics.vote_scores(model_odd, votes).mean()),
@@ -160,7 +160,7 @@ def _weights_comparison(
     )
     out = {
         "weighting": None if version is None else _weighting(version),
-        "honest_majority_agreement": float(scores.mean()),
+        "honest_majority_agreement": metrics.exact_mean(scores),
         "honest_majority_n": len(triplets),
         "equal_weights_space": rival.space if rival else None,
         "equal_weights_honest_majority_agreement": None,
@@ -179,9 +179,9 @@ def _weights_comparison(
         return out
     rival_scores = metrics.majority_scores(odd, [votes[i] for i in keep])
     difference = scores[keep] - rival_scores
-    out["equal_weights_honest_majority_agreement"] = float(rival_scores.mean())
-    out["reliability_weights_honest_majority_agreement"] = float(scores[keep].mean())
-    out["reliability_minus_equal"] = float(difference.mean())
+    out["equal_weights_honest_majority_agreement"] = metrics.exact_mean(rival_scores)
+    out["reliability_weights_honest_majority_agreement"] = metrics.exact_mean(scores[keep])
+    out["reliability_minus_equal"] = metrics.exact_mean(difference)
     out["reliability_minus_equal_ci"] = list(
         metrics.bootstrap_ci(difference, n_boot=BOOTSTRAP_SAMPLES)
     )

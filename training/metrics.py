@@ -17,11 +17,13 @@ with n), so a model close to it has reached what the labels can show.
 """
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
 
 N_POSITIONS = 3  # snippets per odd-one-out triplet
+SCORE_DENOMINATOR = 6  # tie shares are 1, 1/2 or 1/3, so scores and their differences are k/6
 Metric = Literal["euclidean", "cosine"]
 
 
@@ -69,6 +71,17 @@ def majority_scores(model_odd: np.ndarray, votes: Sequence[Sequence[int]]) -> np
     if len(model_odd) != len(votes):
         raise ValueError("one model answer per voted triplet")
     return np.array([_tie_share(_counts(v), int(m)) for m, v in zip(model_odd, votes, strict=True)])
+
+
+def exact_mean(scores: Sequence[float]) -> float:
+    """The mean of per-triplet majority scores (0, 1 or a tie share 1/k) or of differences of
+    two such scores, summed as exact fractions: two models with equally many credits get the
+    same float, whatever the order or mix of their ties, so "at least as well" never turns on
+    a rounding error."""
+    if not len(scores):
+        raise ValueError("no scores to average")
+    total = sum(Fraction(float(s)).limit_denominator(SCORE_DENOMINATOR) for s in scores)
+    return float(total / len(scores))
 
 
 def vote_scores(model_odd: np.ndarray, votes: Sequence[Sequence[int]]) -> np.ndarray:

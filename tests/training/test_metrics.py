@@ -3,6 +3,7 @@ import pytest
 
 from training.metrics import (
     bootstrap_ci,
+    exact_mean,
     human_ceiling,
     majority_scores,
     odd_position,
@@ -26,6 +27,19 @@ def test_majority_scores_split_credit_on_ties() -> None:
     votes = [[0, 0, 1], [0, 1], [0, 1, 2], [2, 2, 2]]
     model = np.array([0, 1, 2, 0])
     np.testing.assert_allclose(majority_scores(model, votes), [1.0, 0.5, 1 / 3, 0.0])
+
+
+def test_equal_credit_gives_equal_agreement_whatever_the_ties() -> None:
+    # 156 tie shares of 1/3 and 104 of 1/2 are worth 104 whole matches; a float mean says
+    # the ties are a hair worse, which would decide "at least as well" by a rounding error.
+    ties = np.array([1 / 3] * 156 + [0.5] * 104)
+    wins = np.array([1.0] * 104 + [0.0] * 156)
+    assert ties.mean() != wins.mean()
+    assert exact_mean(ties) == exact_mean(wins) == 0.4
+    assert exact_mean(ties - wins) == 0.0
+    assert exact_mean([1.0, 0.5, 1 / 3]) == pytest.approx(11 / 18)
+    with pytest.raises(ValueError):
+        exact_mean([])
 
 
 def test_vote_scores_count_the_individual_votes_matched() -> None:
