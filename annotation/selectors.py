@@ -9,7 +9,17 @@ from functools import cache
 from django.conf import settings
 from django.db import connection, connections
 from django.db.backends.utils import CursorWrapper
-from django.db.models import BooleanField, Count, ExpressionWrapper, Model, Q, QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    Model,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from annotation.models import (
@@ -74,21 +84,27 @@ def triplet_votes(
     judgments = _training_sources(judgments)
     if split:
         judgments = judgments.filter(triplet__split=split)
+    return _grouped_votes(judgments, "weight")
+
+
+def _grouped_votes(
+    judgments: QuerySet, weight: str
+) -> dict[int, tuple[tuple[int, int, int], list[int], list[float]]]:
+    """{triplet id: ((a, b, c), odd slots, weights)} of `judgments`, the weights read from the
+    field or annotation `weight`, in triplet then judgment order."""
     rows = judgments.values_list(
         "triplet_id",
         "triplet__snippet_a_id",
         "triplet__snippet_b_id",
         "triplet__snippet_c_id",
         "odd_slot",
-        "weight",
+        weight,
     ).order_by("triplet_id", "id")
     out: dict[int, tuple[tuple[int, int, int], list[int], list[float]]] = {}
-    votes: dict[int, list[int]] = defaultdict(list)
-    weights: dict[int, list[float]] = defaultdict(list)
-    for triplet_id, a, b, c, odd, weight in rows:
-        out.setdefault(triplet_id, ((a, b, c), votes[triplet_id], weights[triplet_id]))
-        votes[triplet_id].append(odd)
-        weights[triplet_id].append(weight)
+    for triplet_id, a, b, c, odd, vote_weight in rows:
+        _, votes, weights = out.setdefault(triplet_id, ((a, b, c), [], []))
+        votes.append(odd)
+        weights.append(vote_weight)
     return out
 
 
@@ -114,25 +130,10 @@ def judged_votes(
         .exclude(status=Judgment.Status.REJECTED)
         .exclude(listener__review=Listener.Review.EXCLUDED)
     )
-    rows = (
-        judgments.annotate(counts=ExpressionWrapper(ACCEPTED_WORK, output_field=BooleanField()))
-        .values_list(
-            "triplet_id",
-            "triplet__snippet_a_id",
-            "triplet__snippet_b_id",
-            "triplet__snippet_c_id",
-            "odd_slot",
-            "weight",
-            "counts",
-        )
-        .order_by("triplet_id", "id")
+    counted_weight = Case(
+        When(ACCEPTED_WORK, then=F("weight")), default=Value(0.0), output_field=FloatField()
     )
-    out: dict[int, tuple[tuple[int, int, int], list[int], list[float]]] = {}
-    for triplet_id, a, b, c, odd, weight, counts in rows:
-        _, votes, weights = out.setdefault(triplet_id, ((a, b, c), [], []))
-        votes.append(odd)
-        weights.append(weight if counts else 0.0)
-    return out
+    return _grouped_votes(judgments.annotate(counted_weight=counted_weight), "counted_weight")
 
 
 def assignment_snippets(assignment: Assignment) -> list[tuple[str, object]]:
